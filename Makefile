@@ -1,0 +1,35 @@
+# The README's two commands are `make book` and `make test`. Both create and reuse the
+# project virtual environment in .venv, install the exact pins and `descent` (editable, so
+# notebook kernels import the same code), then do their work.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: book test lint env clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+## make book: build the HTML book from scratch, strictly (warnings are errors) -> _build/html
+book: $(STAMP)
+	rm -rf _build/html _build/.doctrees
+	$(VENV)/bin/jupyter-book build --all --warningiserror --nitpick --keep-going .
+
+## make test: lint, then the whole test suite (library, notebooks, nbgrader, book, browser)
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
