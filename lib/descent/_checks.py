@@ -24,8 +24,8 @@ def check_real(value, name: str, symbol: str | None = None) -> float:
             raise TypeError(f"{_describe(name, symbol)} must be a real number, "
                             f"got {type(value).__name__}")
     value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{_describe(name, symbol)} must be a number, got nan")
+    if not math.isfinite(value):
+        raise ValueError(f"{_describe(name, symbol)} must be a finite number, got {value}")
     return value
 
 
@@ -36,8 +36,9 @@ def check_range(value, name: str, symbol: str | None = None, *, low: float = -ma
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
     if below or above:
-        interval = (("(" if low_open else "[") + _fmt(low) + ", " + _fmt(high)
-                    + (")" if high_open else "]"))
+        # An infinite end is never attained: it is always written as open.
+        interval = (("(" if low_open or low == -math.inf else "[") + _fmt(low) + ", "
+                    + _fmt(high) + (")" if high_open or high == math.inf else "]"))
         raise ValueError(f"{_describe(name, symbol)} must be in {interval}, got {value!r}")
     return value
 
