@@ -6,6 +6,24 @@ NumPy arrays and torch tensors, never mutate their inputs, and live beside their
 wrapper in ``descent/optim/<name>.py``.
 """
 
+from descent.optim.adadelta import AdadeltaState, adadelta_init, adadelta_update
+from descent.optim.adagrad import AdagradState, adagrad_init, adagrad_update
+from descent.optim.adam import AdamState, adam_init, adam_update, adamw_init, adamw_update
+from descent.optim.lamb import LAMBState, lamb_init, lamb_update
+from descent.optim.lion import LionState, lion_init, lion_update
+from descent.optim.muon import MuonState, muon_init, muon_update
+from descent.optim.nadam import NAdamState, nadam_init, nadam_update
+from descent.optim.rmsprop import RMSpropState, rmsprop_init, rmsprop_update
+from descent.optim.sam import sam_perturbation
 from descent.optim.sgd import SGDState, sgd_init, sgd_update
 
-__all__ = ["SGDState", "sgd_init", "sgd_update"]
+__all__ = ["SGDState", "sgd_init", "sgd_update",
+           "AdagradState", "adagrad_init", "adagrad_update",
+           "RMSpropState", "rmsprop_init", "rmsprop_update",
+           "AdadeltaState", "adadelta_init", "adadelta_update",
+           "AdamState", "adam_init", "adam_update", "adamw_init", "adamw_update",
+           "NAdamState", "nadam_init", "nadam_update",
+           "MuonState", "muon_init", "muon_update",
+           "LionState", "lion_init", "lion_update",
+           "LAMBState", "lamb_init", "lamb_update",
+           "sam_perturbation"]
