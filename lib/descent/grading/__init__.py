@@ -1,0 +1,114 @@
+"""What the nbgrader test cells call: compare a student's work with the reference, explain.
+
+Importing this package pins torch to one thread and warms up the ops the checks use
+(:mod:`descent.grading._determinism`, pytorch#188792), so a correct submission never fails
+by chance in a fresh kernel.
+
+How an assignment uses it (the pattern of ``solutions/01-problem`` and ``02-gradient-descent``)
+-----------------------------------------------------------------------------------------------
+
+One notebook ``solutions/NN-slug/NN-slug.ipynb``; each part is an answer cell and a grade cell::
+
+    # answer cell (solution, autograded): only the equation's lines are between the markers
+    def gd_step(theta, grad, lr):
+        ### BEGIN SOLUTION
+        return theta - lr * grad
+        ### END SOLUTION
+
+    # grade cell (locked, points): visible self-check, then hidden tests on new seeds/shapes
+    grading.check_rule(gd_step, spec=GD, part="2.1", equation="eq. (2.1)")
+    ### BEGIN HIDDEN TESTS
+    grading.check_rule(gd_step, spec=GD, part="2.1", equation="eq. (2.1)",
+                       seeds=[11, 12], shapes=[(7,), (4, 5)], steps=30)
+    ### END HIDDEN TESTS
+
+Expected values come from the reference at test time, never from pasted arrays. Every
+failure raises :class:`CheckFailed` whose message opens with ``[Part …, eq. …]`` and says what
+to fix. Add a manually graded markdown answer where understanding matters
+(:func:`descent.grading.authoring.written`; that module imports nbformat, so it is
+not imported here).
+
+Untrusted code computes, trusted code compares
+----------------------------------------------
+
+Every check is two halves, kept apart so that issue 5 can run the second half in a clean
+process that never ran student code:
+
+1. *untrusted* — ``run_rule``, ``run_function``, ``run_schedule``, ``run_training`` call the
+   student's code on inputs the grader chose (:class:`RuleCase`, keyword inputs, a
+   :class:`RunSpec`) and record plain data in an :class:`Outcome`: arrays, numbers, the error
+   message, the inputs changed in place, the references called;
+2. *trusted* — ``judge_rule``, ``judge_function``, ``judge_schedule``, ``judge_training``
+   recompute the reference from the same choice of inputs and return a :class:`Verdict`.
+
+``check_*`` = judge(run(...)).raise_for(part, equation). Today both halves run in the
+student's kernel, where the student's code could patch them; that is issue 5's to fix.
+
+One mistake costs one part: when a later part calls the student's earlier answers
+(``run_gd`` calls ``gd_step``), the check substitutes the grader's trusted versions for them
+during the call (``sandbox.call(..., trusted={"gd_step": …})``). Checks print one line on
+success and return None: nbgrader reads a number left as a cell's value as partial credit.
+
+Assignment-specific inputs and references live in :mod:`descent.grading.assignments`
+(``a01_problem``, ``a02_gradient_descent``, …), one module per notebook.
+
+What the checks diagnose
+------------------------
+
+- a mistake from the catalogue (:mod:`descent.grading.catalogue`): each is a variant of the
+  reference rule (no bias correction, t off by one or not incremented, ε inside the root,
+  L2 instead of decoupled decay, decay not scaled by η, EMA momentum, wrong Nesterov
+  look-ahead, the square missing in RMSprop, gradient ascent, η missing); schedules:
+  a warmup boundary off by one, a cosine that does not reach its minimum; functions: a
+  known wrong factor (2, n, −1, …) given by the test cell;
+- the rule changed the caller's array (each call gets watched inputs, compared after);
+- NaN or inf; the wrong shape; an exception (its type, message and line);
+- delegation: calling a reference the part asks to implement (:func:`forbid_references`)
+  earns no points, with a message saying why;
+- otherwise: the first step and element that differ, expected and got.
+
+Training runs (:mod:`descent.grading.training`) re-run the student's optimizer under the
+grader's control on the best device and compare the loss curve with the reference run on the
+same device, with a tolerance justified per device, then a final-loss threshold.
+"""
+
+from descent.grading._determinism import pin_threads
+
+pin_threads()
+
+from descent.grading import catalogue  # noqa: E402
+from descent.grading.catalogue import adam_spec, gd_spec, rmsprop_spec, sgd_spec  # noqa: E402
+from descent.grading.compare import TOL32, TOL64, Tolerance  # noqa: E402
+from descent.grading.feedback import CheckFailed, DelegationError, Verdict  # noqa: E402
+from descent.grading.functions import (  # noqa: E402
+    check_function,
+    check_number,
+    judge_function,
+    run_function,
+)
+from descent.grading.rules import (  # noqa: E402
+    Mistake,
+    RuleCase,
+    RuleSpec,
+    check_rule,
+    judge_rule,
+    rule_cases,
+    run_rule,
+)
+from descent.grading.sandbox import Outcome, call, forbid_references  # noqa: E402
+from descent.grading.schedules import check_schedule, judge_schedule, run_schedule  # noqa: E402
+from descent.grading.training import (  # noqa: E402
+    RunSpec,
+    check_training_run,
+    judge_training,
+    run_training,
+)
+
+__all__ = [
+    "CheckFailed", "DelegationError", "Mistake", "Outcome", "RuleCase", "RuleSpec", "RunSpec",
+    "TOL32", "TOL64", "Tolerance", "Verdict", "adam_spec", "call", "catalogue",
+    "check_function", "check_number", "check_rule", "check_schedule", "check_training_run",
+    "forbid_references", "gd_spec", "judge_function", "judge_rule", "judge_schedule",
+    "judge_training", "pin_threads", "rmsprop_spec", "rule_cases", "run_function", "run_rule",
+    "run_schedule", "run_training", "sgd_spec",
+]

@@ -1,0 +1,226 @@
+"""Checks for assignment 01-problem: the linear model's loss and gradient, gradient checking,
+critical points.
+
+The linear model's mean squared error and its gradient (chapter 1):
+
+.. math::
+
+    L(w) = \\frac1n \\lVert Xw - y \\rVert^2,  \\qquad  \\nabla L(w) = \\frac2n X^\\top (Xw - y)
+
+The references are torch autograd (loss and gradient), the grader's own central differences,
+and ``numpy.linalg.eigvalsh`` for the Hessian's eigenvalues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from descent.grading import sandbox
+from descent.grading.compare import Tolerance, allclose, first_difference
+from descent.grading.feedback import fail, passed
+from descent.grading.functions import check_function
+
+PART_LOSS = ("1.1", "eq. (1.1), L(w) = (1/n)‖Xw − y‖²")
+PART_GRAD = ("1.2", "eq. (1.2), ∇L(w) = (2/n)Xᵀ(Xw − y)")
+PART_RELERR = ("1.3", "eq. (1.3), relative error ‖a − b‖ / max(‖a‖, ‖b‖)")
+PART_NUMGRAD = ("1.4", "eq. (1.4), central difference (f(x + h·eᵢ) − f(x − h·eᵢ)) / 2h")
+PART_CLASSIFY = ("1.5", "the Hessian's eigenvalues classify a critical point")
+
+
+def linear_data(seed: int, shape: tuple[int, int], dtype: str = "float64"):
+    """The grader's regression problem: X (n, d), y (n,), and a point w (d,)."""
+    rng = np.random.default_rng(seed)
+    n, d = shape
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = (X @ rng.standard_normal(d) + 0.1 * rng.standard_normal(n)).astype(dtype)
+    w = rng.standard_normal(d).astype(dtype)
+    return {"w": w, "X": X, "y": y}
+
+
+def _inputs(seeds, shapes, dtypes=("float64", "float32")):
+    return [linear_data(s, tuple(shape), dt) for s in seeds for shape in shapes for dt in dtypes]
+
+
+def _torch_loss(w, X, y):
+    w = torch.tensor(np.asarray(w, float), requires_grad=True)
+    loss = ((torch.tensor(np.asarray(X, float)) @ w - torch.tensor(np.asarray(y, float))) ** 2
+            ).mean()
+    loss.backward()
+    return loss.item(), w.grad.numpy()
+
+
+def reference_loss(w, X, y) -> float:
+    return _torch_loss(w, X, y)[0]
+
+
+def reference_grad(w, X, y) -> np.ndarray:
+    return _torch_loss(w, X, y)[1]
+
+
+def check_loss(mse_loss: Callable, *, seeds: Sequence[int] = (0,),
+               shapes: Sequence[tuple[int, int]] = ((20, 3),)) -> None:
+    factors = lambda w, X, y: {
+        0.5: "your loss is half the reference: this part's MSE is (1/n)‖Xw − y‖², without ½",
+        len(y): "your loss is n times the reference: it sums the squared residuals; the MSE "
+                "averages them, (1/n)‖Xw − y‖²"}
+    return check_function(mse_loss, reference_loss, _inputs(seeds, shapes), part=PART_LOSS[0],
+                          equation=PART_LOSS[1], factors=factors, what="loss")
+
+
+def check_grad(mse_grad: Callable, *, seeds: Sequence[int] = (0,),
+               shapes: Sequence[tuple[int, int]] = ((20, 3),)) -> None:
+    factors = lambda w, X, y: {
+        0.5: "your gradient is half the reference: the factor 2 from differentiating the "
+             "square is missing, ∇L = (2/n)Xᵀ(Xw − y)",
+        -1.0: "your gradient has the wrong sign: the residual is r = Xw − y (not y − Xw), and "
+              "∇L = (2/n)Xᵀr",
+        float(len(y)): "your gradient is n times the reference: divide by n, the loss is a mean",
+        len(y) / 2: "your gradient is n/2 times the reference: it is the gradient of the sum "
+                    "½‖Xw − y‖², not of the mean (1/n)‖Xw − y‖²"}
+    return check_function(mse_grad, reference_grad, _inputs(seeds, shapes), part=PART_GRAD[0],
+                          equation=PART_GRAD[1], factors=factors, what="gradient")
+
+
+def reference_relative_error(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    scale = max(np.linalg.norm(a), np.linalg.norm(b))
+    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
+
+
+def check_relative_error(relative_error: Callable, *, seeds: Sequence[int] = (0,),
+                         shapes: Sequence[tuple[int, ...]] = ((4,),)) -> None:
+    inputs = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        for shape in shapes:
+            a = rng.standard_normal(shape)
+            inputs += [{"a": a, "b": a + 1e-3 * rng.standard_normal(shape)},
+                       {"a": a, "b": 3.0 * a}, {"a": 1e-8 * a, "b": -1e-8 * a},
+                       {"a": np.zeros(shape), "b": np.zeros(shape)}]
+    return check_function(relative_error, reference_relative_error, inputs, part=PART_RELERR[0],
+                          equation=PART_RELERR[1], what="relative error")
+
+
+# -- finite differences: the grader's test functions with known gradients -------------------
+
+def _test_function(seed: int, dim: int):
+    """f(x) = Σ sin(xᵢ) + ½ xᵀAx + (a·x)³ / 3, its exact gradient, and a point x."""
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((dim, dim))
+    A, a = B @ B.T / dim, rng.standard_normal(dim) / np.sqrt(dim)
+    f = lambda x: float(np.sum(np.sin(x)) + 0.5 * x @ A @ x + (a @ x) ** 3 / 3)
+    grad = lambda x: np.cos(x) + A @ x + (a @ x) ** 2 * a
+    return f, grad, rng.standard_normal(dim)
+
+
+def _differences(f, x, h, *, central=True):
+    x = np.array(x, dtype=float)
+    out = np.empty_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e.flat[i] = h
+        out.flat[i] = (f(x + e) - f(x - e)) / (2 * h) if central else (f(x + e) - f(x)) / h
+    return out
+
+
+def check_numerical_gradient(numerical_gradient: Callable, *, seeds: Sequence[int] = (0,),
+                             dims: Sequence[int] = (3,), h: float = 1e-5) -> None:
+    """Central differences within 1e-7·scale of the grader's own, and of the exact gradient.
+
+    Tolerance: with h = 1e-5 the truncation error is h²·|f'''|/6 ≈ 1e-10 and the rounding
+    error ε·|f|/h ≈ 1e-10; another order of operations differs by that much. A forward
+    difference is off by h·|f''|/2 ≈ 5e-6 and is named.
+    """
+    part, equation = PART_NUMGRAD
+    tol = Tolerance(rtol=1e-6, atol=1e-7)
+    name = getattr(numerical_gradient, "__name__", "your function")
+    checked = 0
+    for seed in seeds:
+        for dim in dims:
+            f, exact, x = _test_function(seed, dim)
+            out = sandbox.call(numerical_gradient, f, x, h=h, watch={"x": x})
+            where = f" (test function with seed {seed}, dimension {dim}, h = {h:g})"
+            if out.delegated or out.error or out.mutated:
+                verdict = fail(f"{name} raised {out.error}{where}." if out.error else
+                               f"{name} changed the caller's x in place (x[i] += h): "
+                               f"perturb a copy, e.g. `xp = x.copy(); xp[i] += h`{where}."
+                               if out.mutated else
+                               f"no points for this part: {name} calls "
+                               f"{', '.join(out.delegated)}.")
+                verdict.raise_for(part, equation)
+            got = np.asarray(out.value, dtype=float)
+            central, forward = _differences(f, x, h), _differences(f, x, h, central=False)
+            if allclose(got, central, tol) and allclose(got, exact(x), Tolerance(1e-5, 1e-6)):
+                checked += 1
+                continue
+            if allclose(got, forward, tol):
+                fail("this is a forward difference (f(x + h·eᵢ) − f(x)) / h, accurate only to "
+                     "O(h); use the central difference (f(x + h·eᵢ) − f(x − h·eᵢ)) / 2h, "
+                     f"accurate to O(h²){where}.", "forward-difference").raise_for(part, equation)
+            verdict = first_difference(got, central, tol, what=f"numerical gradient of {name}")
+            fail(f"{verdict.message}{where}", verdict.mistake).raise_for(part, equation)
+    passed(part, checked)
+
+
+# -- critical points ----------------------------------------------------------------------
+
+KINDS = ("minimum", "maximum", "saddle", "degenerate")
+
+
+def reference_classify(H, tol: float = 1e-8) -> str:
+    lam = np.linalg.eigvalsh((np.asarray(H, float) + np.asarray(H, float).T) / 2)
+    if (lam > tol).all():
+        return "minimum"
+    if (lam < -tol).all():
+        return "maximum"
+    if (lam > tol).any() and (lam < -tol).any():
+        return "saddle"
+    return "degenerate"
+
+
+def hessians(seed: int, dim: int):
+    """One symmetric matrix of each kind, Q diag(λ) Qᵀ with a random rotation Q."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    mags = rng.uniform(0.5, 3.0, dim)
+    signs = {"minimum": np.ones(dim), "maximum": -np.ones(dim),
+             "saddle": np.where(np.arange(dim) % 2 == 0, 1.0, -1.0),
+             "degenerate": np.where(np.arange(dim) == 0, 0.0, 1.0)}
+    return [(kind, Q @ np.diag(s * mags) @ Q.T) for kind, s in signs.items()]
+
+
+def check_classify(classify: Callable, *, seeds: Sequence[int] = (0,),
+                   dims: Sequence[int] = (2,)) -> None:
+    part, equation = PART_CLASSIFY
+    name = getattr(classify, "__name__", "your function")
+    checked = 0
+    for seed in seeds:
+        for dim in dims:
+            for _, H in hessians(seed, dim):
+                out = sandbox.call(classify, H, watch={"H": H})
+                expected = reference_classify(H)
+                lam = np.linalg.eigvalsh(H)
+                if out.delegated:
+                    fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, "
+                         "the reference this part asks you to write.", "delegation"
+                         ).raise_for(part, equation)
+                if out.error:
+                    fail(f"{name} raised {out.error} on a {dim}×{dim} Hessian.",
+                         "exception").raise_for(part, equation)
+                if out.value != expected:
+                    hint = ""
+                    if expected == "maximum" and out.value == "minimum":
+                        hint = (" det(H) > 0 does not mean a minimum: a maximum in even "
+                                "dimension has a positive determinant too.")
+                    if expected == "degenerate":
+                        hint = (" A zero eigenvalue (|λ| ≤ tol) with no eigenvalue of the "
+                                "opposite sign leaves the second-order test inconclusive.")
+                    fail(f"{name} says {out.value!r} for a Hessian with eigenvalues "
+                         f"{np.round(lam, 4).tolist()}; the answer is {expected!r}: all λ > 0 "
+                         "minimum, all λ < 0 maximum, both signs saddle, otherwise degenerate."
+                         f"{hint}", "classification").raise_for(part, equation)
+                checked += 1
+    passed(part, checked)

@@ -1,0 +1,300 @@
+"""Checks for assignment 04-momentum: heavy ball and Nesterov as pure rules, the optimal tuning
+on a quadratic, and a training run with the student's rules inside an optimizer.
+
+Chapter 4 ({ref}`ch04-heavy-ball`, {ref}`ch04-nesterov`), in PyTorch's convention (β is
+PyTorch's ``momentum``, η its ``lr``; μ is the strong-convexity constant):
+
+.. math::
+
+    b_t = \\beta\\, b_{t-1} + g_t \\ (b_1 = g_1), \\qquad
+    \\theta_t = \\theta_{t-1} - \\eta\\, b_t \\ \\text{(HB)}, \\qquad
+    \\theta_t = \\theta_{t-1} - \\eta\\,(g_t + \\beta\\, b_t) \\ \\text{(NAG)},
+
+and on a quadratic with curvatures in [μ, L] the heavy ball is fastest at Polyak's tuning
+
+.. math::
+
+    \\alpha = \\eta = \\frac{4}{(\\sqrt L + \\sqrt\\mu)^2}, \\qquad
+    \\beta = \\Bigl(\\frac{\\sqrt\\kappa - 1}{\\sqrt\\kappa + 1}\\Bigr)^2, \\qquad
+    \\rho = \\frac{\\sqrt\\kappa - 1}{\\sqrt\\kappa + 1}, \\qquad \\kappa = L/\\mu .
+
+The references: ``descent.rules.sgd_update`` for the rules (with the catalogue's mistakes,
+:mod:`descent.grading.catalogue`, and two of this assignment's), ``descent.rates`` for the
+tuning and the grader's own run for the measured rate, ``torch.optim.SGD`` for the training
+run (:mod:`descent.grading.training`).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from descent.grading import sandbox
+from descent.grading.assignments._forbid import forbidding
+from descent.grading.catalogue import SGD_MISTAKES, _variant
+from descent.grading.feedback import fail, passed
+from descent.grading.rules import Mistake, RuleSpec, check_rule
+from descent.grading.training import RunSpec, judge_training, losses, run_training
+
+PART_HB = ("4.1", "eq. (HB), PyTorch's form: b_t = β b_{t−1} + g_t, θ_t = θ_{t−1} − η b_t")
+PART_NAG = ("4.2", "eq. (NAG), PyTorch's form: b_t = β b_{t−1} + g_t, "
+                   "θ_t = θ_{t−1} − η (g_t + β b_t)")
+PART_TUNING = ("4.3", "Polyak's tuning: α = 4/(√L + √μ)², β = ((√κ − 1)/(√κ + 1))²")
+PART_TRAIN = ("4.4", "your rules in a torch.optim.Optimizer, against torch.optim.SGD")
+
+
+class _Buffer(NamedTuple):
+    b: Any = None
+
+
+# -- 4.1 and 4.2 the rules -------------------------------------------------------------------
+
+def _old_buffer(param, grad, state, *, lr, momentum, nesterov=False, **_):
+    """A known mistake: the step uses b_{t−1}, the buffer *before* this step's update."""
+    b_old = state.b
+    b = grad if b_old is None else momentum * b_old + grad       # b_t = β b_{t−1} + g_t
+    if b_old is None:
+        d = grad
+    else:
+        d = grad + momentum * b_old if nesterov else b_old
+    return param - lr * d, _Buffer(b)
+
+
+HB_MISTAKES = (
+    SGD_MISTAKES[0],                                             # EMA momentum
+    Mistake("hb-old-buffer", "you step along the old buffer b_{t−1} and update it afterwards: "
+            "update first, b_t = β b_{t−1} + g_t, then step θ_t = θ_{t−1} − η b_t",
+            _variant(_old_buffer, nesterov=False)),
+)
+NAG_MISTAKES = (
+    *SGD_MISTAKES,                                               # EMA, no look-ahead, swapped
+    Mistake("nesterov-old-buffer", "wrong Nesterov look-ahead: you step along g_t + β b_{t−1}, "
+            "with the buffer before this step's update; PyTorch's Nesterov steps along "
+            "d_t = g_t + β b_t, with b_t = β b_{t−1} + g_t",
+            _variant(_old_buffer, nesterov=True)),
+)
+HYPERS = ({"lr": 0.1, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.5})
+
+
+def momentum_spec(*, nesterov: bool) -> RuleSpec:
+    """The student's ``(param, grad, state, *, lr, momentum)`` against ``sgd_update``."""
+    from descent.rules import sgd_init, sgd_update
+
+    def reference(param, grad, state, *, lr, momentum):
+        return sgd_update(param, grad, state, lr=lr, momentum=momentum, nesterov=nesterov)
+
+    return RuleSpec("Nesterov momentum" if nesterov else "heavy-ball momentum", reference,
+                    sgd_init, HYPERS, NAG_MISTAKES if nesterov else HB_MISTAKES)
+
+
+def check_heavy_ball(heavy_ball_update: Callable, momentum_init: Callable, *,
+                     seeds: Sequence[int] = (0,), shapes: Sequence[tuple[int, ...]] = ((3,),),
+                     steps: int = 12, arrays: Sequence[str] = ("numpy",)) -> None:
+    check_rule(heavy_ball_update, momentum_init, spec=momentum_spec(nesterov=False),
+               part=PART_HB[0], equation=PART_HB[1], seeds=seeds, shapes=shapes, steps=steps,
+               arrays=arrays)
+
+
+def check_nesterov(nesterov_update: Callable, momentum_init: Callable, *,
+                   seeds: Sequence[int] = (0,), shapes: Sequence[tuple[int, ...]] = ((3,),),
+                   steps: int = 12, arrays: Sequence[str] = ("numpy",)) -> None:
+    check_rule(nesterov_update, momentum_init, spec=momentum_spec(nesterov=True),
+               part=PART_NAG[0], equation=PART_NAG[1], seeds=seeds, shapes=shapes, steps=steps,
+               arrays=arrays)
+
+
+# The grader's own rules, substituted for the student's while 4.3 and 4.4 run (they must not
+# call descent.rules, which is forbidden while student code runs).
+
+def _copy(x):
+    return x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
+
+
+def trusted_momentum_init(param) -> _Buffer:
+    return _Buffer(None)
+
+
+def trusted_heavy_ball(param, grad, state, *, lr, momentum):
+    b = _copy(grad) if state.b is None else momentum * state.b + grad   # b_t = β b_{t−1} + g_t
+    return param - lr * b, _Buffer(b)                                   # θ_t = θ_{t−1} − η b_t
+
+
+def trusted_nesterov(param, grad, state, *, lr, momentum):
+    b = _copy(grad) if state.b is None else momentum * state.b + grad   # b_t = β b_{t−1} + g_t
+    return param - lr * (grad + momentum * b), _Buffer(b)               # θ_t = θ_{t−1} − η d_t
+
+
+TRUSTED = {"heavy_ball_update": trusted_heavy_ball, "nesterov_update": trusted_nesterov,
+           "momentum_init": trusted_momentum_init}
+
+
+# -- 4.3 the optimal heavy ball on a quadratic ------------------------------------------------
+
+def quadratic(L: float, mu: float, dim: int = 6, seed: int = 0):
+    """Curvatures µ, L and dim − 2 more in between (a diagonal Hessian), and θ₀."""
+    rng = np.random.default_rng(seed)
+    lam = np.concatenate([[mu, L], rng.uniform(mu, L, max(dim - 2, 0))])
+    return lam, rng.standard_normal(len(lam))
+
+
+def measured_rate(lr: float, momentum: float, L: float, mu: float, *, seed: int = 0,
+                  steps: int | None = None) -> float:
+    """The grader's measurement: heavy ball on ½Σλᵢθᵢ², ρ̂ from the tail of ‖θ_t‖.
+
+    Run until the predicted error ρᵗ reaches 1e-150 (float64 still resolves it), then
+    ``descent.rates.empirical_rate`` over the second half. At Polyak's tuning the extreme
+    curvatures give a double eigenvalue, so the error decays like t·ρᵗ: the tail's slope is
+    ρ·(1 + O(1/t)), about 1 % above ρ.
+    """
+    from descent.rates import empirical_rate
+
+    lam, theta = quadratic(L, mu, seed=seed)
+    rho = (math.sqrt(L / mu) - 1) / (math.sqrt(L / mu) + 1)
+    steps = steps or int(math.ceil(math.log(1e-150) / math.log(rho)))
+    state, errors = trusted_momentum_init(theta), [np.linalg.norm(theta)]
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            theta, state = trusted_heavy_ball(theta, lam * theta, state, lr=lr,
+                                              momentum=momentum)
+            errors.append(np.linalg.norm(theta))
+    errors = np.asarray(errors)
+    if not np.isfinite(errors).all() or errors[-1] > errors[0]:
+        return math.inf
+    return empirical_rate(errors)
+
+
+def _diagnose_tuning(lr: float, momentum: float, L: float, mu: float) -> str | None:
+    from descent.rates import nesterov_tuning, optimal_gd, optimal_heavy_ball
+
+    best = optimal_heavy_ball(L, mu)
+    q = best.rate
+    close = lambda a, b: math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    if close(lr, best.momentum) and close(momentum, best.lr):
+        return "you return (β, α): the function returns the pair (lr, momentum) = (α, β)"
+    if close(lr, best.lr) and close(momentum, q):
+        return ("β is (√κ − 1)/(√κ + 1), which is the *rate*; Polyak's momentum is its square, "
+                "β = ((√κ − 1)/(√κ + 1))²")
+    if close(lr, best.lr / (1 - best.momentum)) and close(momentum, best.momentum):
+        return ("your α is the learning rate of the EMA form v = βv + (1 − β)g, i.e. α/(1 − β); "
+                "PyTorch's buffer form b = βb + g, asked here, uses α itself")
+    if close(lr, optimal_gd(L, mu).lr) or close(lr, 1 / L):
+        return ("your α is a gradient-descent step (2/(L + μ) or 1/L); with momentum the "
+                "optimal step is larger, α = 4/(√L + √μ)²")
+    nag = nesterov_tuning(L, mu)
+    if close(lr, nag.lr) and close(momentum, nag.momentum):
+        return ("this is Nesterov's tuning (η = 1/L, β = (√κ − 1)/(√κ + 1)); the heavy ball's "
+                "optimum is α = 4/(√L + √μ)², β = ((√κ − 1)/(√κ + 1))²")
+    return None
+
+
+def check_tuning(best_heavy_ball: Callable, *, problems: Sequence[tuple[float, float]] = (
+        (10.0, 1.0), (1.0, 0.01)), seed: int = 0) -> None:
+    """(α, β) against Polyak's formula, and by the rate the grader measures with them.
+
+    Formula: relative 1e-9 (a closed form; float64 rounding only). Rate: the measured ρ̂ within
+    3 % of (√κ − 1)/(√κ + 1); the t·ρᵗ decay at the optimum puts ρ̂ about 1 % above ρ
+    (see :func:`measured_rate`), and a wrong tuning is slower by far more (β not squared: the
+    rate is √β-ish; a GD step: ρ ≥ (κ − 1)/(κ + 1)).
+    """
+    from descent.rates import optimal_heavy_ball
+
+    part, name = PART_TUNING, getattr(best_heavy_ball, "__name__", "your function")
+    for L, mu in problems:
+        where = f" (L = {L:g}, μ = {mu:g}, κ = {L / mu:g})"
+        with forbidding({"descent.rates": None}):
+            out = sandbox.call(best_heavy_ball, L, mu)
+        if out.delegated:
+            fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, the "
+                 "reference this part asks you to derive.", "delegation").raise_for(*part)
+        if out.error:
+            fail(f"{name} raised {out.error}{where}.", "exception").raise_for(*part)
+        try:
+            lr, momentum = (float(v) for v in out.value)
+        except (TypeError, ValueError):
+            fail(f"{name} must return the pair (lr, momentum), got {out.value!r}{where}.",
+                 "wrong-type").raise_for(*part)
+        best = optimal_heavy_ball(L, mu)
+        rate = measured_rate(lr, momentum, L, mu, seed=seed)
+        ok_formula = math.isclose(lr, best.lr, rel_tol=1e-9) and \
+            math.isclose(momentum, best.momentum, rel_tol=1e-9)
+        ok_rate = rate <= best.rate * 1.03
+        if ok_formula and ok_rate:
+            continue
+        measured = (f"with your (α, β) = ({lr:.6g}, {momentum:.6g}) the grader's heavy ball "
+                    + ("diverges" if math.isinf(rate) else f"converges at ρ̂ = {rate:.4f} per step")
+                    + f"; the optimum is ρ = (√κ − 1)/(√κ + 1) = {best.rate:.4f}, reached at "
+                    f"(α, β) = ({best.lr:.6g}, {best.momentum:.6g}).")
+        hint = _diagnose_tuning(lr, momentum, L, mu)
+        fail(f"{hint + ': ' if hint else ''}{measured}{where}", "tuning").raise_for(*part)
+    passed(part[0], 2 * len(problems))
+
+
+# -- 4.4 the optimizer and its training run ---------------------------------------------------
+
+def _namespace(cls) -> types.SimpleNamespace:
+    """Something with the ``__globals__`` the student's class looks its rules up in."""
+    for value in vars(cls).values():
+        fn = getattr(value, "__func__", value)
+        while hasattr(fn, "__wrapped__"):            # @torch.no_grad() wraps step
+            fn = fn.__wrapped__
+        if isinstance(fn, types.FunctionType):
+            return types.SimpleNamespace(__globals__=fn.__globals__)
+    return types.SimpleNamespace(__globals__={})
+
+
+SETTINGS = ((0.05, 0.9, False), (0.05, 0.9, True))
+
+
+def _wrong_design(got: sandbox.Outcome, run: RunSpec, lr: float, beta: float,
+                  nesterov: bool) -> str | None:
+    """Which usual wrong optimizer the student's loss curve matches, in words (or None)."""
+    designs = (
+        (dict(momentum=0.0, nesterov=False), "the run equals SGD *without* momentum: the "
+         "buffer is not kept between steps (store the rule's new state in self.state[p] and "
+         "read it back on the next step)"),
+        (dict(momentum=beta, nesterov=not nesterov), f"the run equals torch.optim.SGD with "
+         f"nesterov={not nesterov}: call nesterov_update when the group's nesterov is True, "
+         "heavy_ball_update otherwise"),
+    )
+    for keywords, meaning in designs:
+        curve = losses(lambda p, kw=keywords: torch.optim.SGD(p, lr=lr, **kw), run,
+                       untrusted=False).value
+        if np.allclose(got.value, curve, rtol=1e-5, atol=0):
+            return meaning
+    return None
+
+
+def check_optimizer(MomentumSGD: type, *, runs: Sequence[RunSpec] = (RunSpec(),),
+                    settings: Sequence[tuple[float, float, bool]] = SETTINGS) -> None:
+    """The grader trains its MLP with ``MomentumSGD`` and with ``torch.optim.SGD``.
+
+    The student's rules are replaced by the grader's while the run goes (a mistake in 4.1 or
+    4.2 costs that part only); the class itself (state per parameter, the call of the rule,
+    the write-back) is what this part checks. When the curve differs, the grader also runs
+    the usual wrong designs and names the one it matches.
+    """
+    part, name = PART_TRAIN, getattr(MomentumSGD, "__name__", "your optimizer")
+    for run in runs:
+        for lr, beta, nesterov in settings:
+            make = lambda p, lr=lr, beta=beta, nesterov=nesterov: MomentumSGD(
+                p, lr=lr, momentum=beta, nesterov=nesterov)
+            reference = lambda p, lr=lr, beta=beta, nesterov=nesterov: torch.optim.SGD(
+                p, lr=lr, momentum=beta, nesterov=nesterov)
+            with sandbox.substitute(_namespace(MomentumSGD), TRUSTED):
+                got = run_training(make, run)
+            verdict = judge_training(reference, got, run)
+            where = (f" ({name}(lr={lr}, momentum={beta}, nesterov={nesterov}); the grader's "
+                     f"run with seed {run.seed})")
+            if verdict.ok:
+                continue
+            meaning = _wrong_design(got, run, lr, beta, nesterov) \
+                if verdict.mistake == "curve" else None
+            if meaning:
+                fail(f"{meaning}{where}.", "optimizer").raise_for(*part)
+            fail(f"{verdict.message}{where}", verdict.mistake).raise_for(*part)
+    passed(part[0], len(runs) * len(settings))

@@ -1,0 +1,308 @@
+"""Checks for assignment 06-schedules: four schedules as functions of the step, and a run.
+
+Chapter 6. Step 0 is the first optimizer step (torch's ``last_epoch``); the references are
+the library's closed forms (:mod:`descent.schedules`, each tested against
+``torch.optim.lr_scheduler`` or the paper):
+
+.. math::
+
+    \\eta_t &= \\begin{cases} \\eta\\, t/W & t < W \\\\
+        \\eta_{min} + \\tfrac12(\\eta - \\eta_{min})\\bigl(1 + \\cos\\pi\\tfrac{t-W}{T-W}\\bigr)
+        & W \\le t \\le T \\\\ \\eta_{min} & t > T \\end{cases}
+        && \\text{(warmup + cosine, ``WarmupCosine``)}\\\\
+    \\eta_t &= \\eta\\,\\gamma^{\\lfloor t/s \\rfloor}
+        && \\text{(step decay, ``StepDecay``)}\\\\
+    \\eta_t &= \\eta\\,\\min\\bigl(n/W, \\sqrt{W/n}\\bigr),\\ n = t + 1
+        && \\text{(inverse square root, ``InverseSqrt``)}\\\\
+    \\eta_t &= \\eta_{min} + \\tfrac12(\\eta - \\eta_{min})\\bigl(1 + \\cos(\\pi T_{cur}/T_i)\\bigr)
+        && \\text{(SGDR, ``WarmRestarts``)}
+
+:func:`descent.grading.check_schedule` names a curve shifted by one step and a cosine that
+stops short of its minimum; this module adds the SGDR restart off by one (a cycle of
+T_i + 1 steps, or the restart step still inside the old cycle), which is not a shift of the
+whole curve.
+
+The training run (part 6.5) grades the student's loop: the grader builds a fresh model, data
+and ``torch.optim.SGD`` (μ = 0.9), calls the student's ``train`` with the student's
+warmup-cosine schedule, and records every ``optimizer.step()`` itself: the learning rate the
+step used and the loss at the parameters it started from (never the numbers ``train``
+returns). The reference is the same loop run by the grader with the library's schedule.
+When the student's schedule fails part 6.1, the run uses the reference schedule instead
+(with a note), so a schedule mistake is charged once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from descent.grading import sandbox, training
+from descent.grading.compare import TOL32, TOL64, allclose, close
+from descent.grading.feedback import PASS, Verdict, fail, passed
+from descent.grading.schedules import judge_schedule, run_schedule
+
+PART_WARMUP_COSINE = ("6.1", "eq. (warmup + cosine): η t/W for t < W, then a cosine from η at "
+                      "step W to η_min at step T")
+PART_STEP = ("6.2", "eq. (step decay), η_t = η γ^⌊t/s⌋")
+PART_INVSQRT = ("6.3", "eq. (inverse sqrt), η_t = η min(n/W, √(W/n)) with n = t + 1")
+PART_SGDR = ("6.4", "eq. (SGDR), η_t = η_min + ½(η − η_min)(1 + cos(π T_cur/T_i)), "
+             "T_i = T_0 T_mult^i")
+PART_TRAIN = ("6.5", "a training run: step t uses η_t, set before optimizer.step()")
+
+
+def being_graded() -> bool:
+    """True while nbgrader runs the notebook (autograde or validate): the notebook skips its
+    exploration cells (plots, experiments), which no grade depends on."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
+def _schedules():
+    import descent.schedules as schedules
+    return schedules
+
+
+def reference(kind: str, **hyper) -> Callable[[int], float]:
+    """The library's schedule for the assignment's keyword names."""
+    s = _schedules()
+    if kind == "warmup_cosine":
+        return s.WarmupCosine(hyper["lr"], hyper["warmup_steps"], hyper["total_steps"],
+                              hyper.get("eta_min", 0.0))
+    if kind == "step_decay":
+        return s.StepDecay(hyper["lr"], hyper["step_size"], hyper.get("gamma", 0.1))
+    if kind == "inverse_sqrt":
+        return s.InverseSqrt(hyper["lr"], hyper["warmup_steps"])
+    if kind == "sgdr":
+        return s.WarmRestarts(hyper["lr"], hyper["T_0"], hyper.get("T_mult", 1),
+                              hyper.get("eta_min", 0.0))
+    raise ValueError(f"kind must be one of warmup_cosine, step_decay, inverse_sqrt, sgdr; "
+                     f"got {kind!r}")
+
+
+# -- SGDR's own mistakes: the restart off by one ------------------------------------------------
+
+def sgdr_variant(t: int, *, lr, T_0, T_mult=1, eta_min=0.0, mistake: str) -> float:
+    """SGDR with a known restart mistake.
+
+    ``"late"``: each cycle lasts T_i + 1 steps, T_cur = 0 … T_i (the cosine reaches η_min, the
+    restart comes one step later); ``"strict"``: the restart test is ``T_cur > T_i`` instead
+    of ``>=``, so the restart step still shows the end of the old cycle, η_min.
+    """
+    t_cur, t_i = t, T_0
+    if mistake == "late":
+        while t_cur > t_i:
+            t_cur, t_i = t_cur - t_i - 1, t_i * T_mult
+    else:
+        while t_cur > t_i:
+            t_cur, t_i = t_cur - t_i, t_i * T_mult
+    return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
+
+
+def _sgdr_restart_mistake(got: np.ndarray, hyper: dict[str, Any]) -> Verdict | None:
+    steps = len(got)
+    ref = reference("sgdr", **hyper)
+    expected = np.array([ref(t) for t in range(steps)])
+    for mistake in ("late", "strict"):
+        variant = np.array([sgdr_variant(t, **hyper, mistake=mistake) for t in range(steps)])
+        if allclose(got, variant, TOL64) and not allclose(variant, expected, TOL64):
+            t = int(np.argmax(~close(got, expected, TOL64)))
+            return fail(f"the SGDR restart is off by one: at step {t} the reference restarts "
+                        f"(T_cur = 0, η_t = η = {expected[t]:.6g}), your schedule gives "
+                        f"{got[t]:.6g}. A cycle of T_i steps covers T_cur = 0 … T_i − 1; at "
+                        "T_cur = T_i the next cycle starts, so restart when T_cur >= T_i "
+                        "(not > T_i), and do not let the cosine reach T_cur = T_i.",
+                        "sgdr-restart-off-by-one")
+    return None
+
+
+# -- one check per schedule ---------------------------------------------------------------------
+
+BOUNDARY = {"warmup_cosine": "a warmup boundary off by one",
+            "step_decay": "a decay boundary off by one (t // s, the decay happens at t = s)",
+            "inverse_sqrt": "the paper's 1-based step n = t + 1 mixed up with t",
+            "sgdr": "a restart off by one"}
+
+
+def judge(kind: str, hyper: dict[str, Any], got: sandbox.Outcome, steps: int,
+          fn_name: str) -> Verdict:
+    """Trusted: the student's values against the library's, with the named mistakes."""
+    ref = reference(kind, **hyper)
+    verdict = judge_schedule(ref, steps, got, fn_name=fn_name)
+    if verdict.ok or (verdict.mistake is None and allclose(
+            got.value, [ref(t) for t in range(steps)], TOL32)):
+        return PASS                                # float32 arithmetic is correct too
+    if kind == "sgdr" and got.ok:
+        verdict = _sgdr_restart_mistake(np.asarray(got.value), hyper) or verdict
+    message = verdict.message.replace("a warmup boundary off by one", BOUNDARY[kind])
+    settings = ", ".join(f"{k}={v}" for k, v in hyper.items())
+    return fail(f"{message} (with {settings})", verdict.mistake)
+
+
+def check(kind: str, part: tuple[str, str], schedule: Callable,
+          settings: Sequence[dict[str, Any]], steps: int | None = None) -> None:
+    """``schedule(t, **hyper)`` for t = 0 … steps − 1, for each setting; raise on the first
+    difference. ``steps`` defaults to well past the schedule's own length."""
+    name = getattr(schedule, "__name__", "your schedule")
+    for hyper in settings:
+        n = steps or _length(kind, hyper)
+        got = run_schedule(lambda t, hyper=hyper: schedule(t, **hyper), n)
+        judge(kind, hyper, got, n, name).raise_for(*part)
+    passed(part[0], len(settings))
+
+
+def _length(kind: str, hyper: dict[str, Any]) -> int:
+    if kind == "warmup_cosine":
+        return hyper["total_steps"] + 5                     # past T: the value is held
+    if kind == "step_decay":
+        return 4 * hyper["step_size"] + 1
+    if kind == "inverse_sqrt":
+        return 4 * hyper["warmup_steps"]
+    t_i, end = hyper["T_0"], 0
+    for _ in range(3):                                       # three cycles and a restart
+        end, t_i = end + t_i, t_i * hyper.get("T_mult", 1)
+    return end + 2
+
+
+WARMUP_COSINE = ({"lr": 1.0, "warmup_steps": 5, "total_steps": 20, "eta_min": 0.1},
+                 {"lr": 0.3, "warmup_steps": 10, "total_steps": 40, "eta_min": 0.0})
+STEP_DECAY = ({"lr": 0.1, "step_size": 5, "gamma": 0.5}, {"lr": 1.0, "step_size": 3, "gamma": 0.1})
+INVERSE_SQRT = ({"lr": 1.0, "warmup_steps": 4}, {"lr": 0.01, "warmup_steps": 10})
+SGDR = ({"lr": 1.0, "T_0": 5, "T_mult": 1, "eta_min": 0.0},
+        {"lr": 0.5, "T_0": 3, "T_mult": 2, "eta_min": 0.05})
+
+
+def check_warmup_cosine(warmup_cosine: Callable, *, settings=WARMUP_COSINE, steps=None) -> None:
+    check("warmup_cosine", PART_WARMUP_COSINE, warmup_cosine, settings, steps)
+
+
+def check_step_decay(step_decay: Callable, *, settings=STEP_DECAY, steps=None) -> None:
+    check("step_decay", PART_STEP, step_decay, settings, steps)
+
+
+def check_inverse_sqrt(inverse_sqrt: Callable, *, settings=INVERSE_SQRT, steps=None) -> None:
+    check("inverse_sqrt", PART_INVSQRT, inverse_sqrt, settings, steps)
+
+
+def check_sgdr(sgdr: Callable, *, settings=SGDR, steps=None) -> None:
+    check("sgdr", PART_SGDR, sgdr, settings, steps)
+
+
+# -- the training run ---------------------------------------------------------------------------
+
+TRAIN_SCHEDULE = {"lr": 0.2, "warmup_steps": 10, "total_steps": 60, "eta_min": 0.01}
+MOMENTUM = 0.9
+
+
+class RecordingSGD(torch.optim.SGD):
+    """The grader's SGD: each ``step()`` records the lr it uses and the loss at the parameters
+    it starts from (computed by the grader, in ``no_grad``), then steps."""
+
+    def __init__(self, params, loss_at: Callable[[], torch.Tensor]):
+        super().__init__(params, lr=0.0, momentum=MOMENTUM)
+        self.loss_at, self.lrs, self.losses = loss_at, [], []
+
+    def step(self, closure=None):
+        with torch.no_grad():
+            self.losses.append(float(self.loss_at()))
+        self.lrs.append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+def _setup(run: training.RunSpec):
+    x, y, model = training._data_and_model(run)
+    loss_fn = lambda m: torch.nn.functional.mse_loss(m(x), y)
+    return model, loss_fn, RecordingSGD(model.parameters(), lambda: loss_fn(model))
+
+
+def reference_train(model, loss_fn, optimizer, schedule, steps, *, zero_grad=True):
+    """The grader's loop (and, with ``zero_grad=False``, its known mistake)."""
+    for t in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(t)                            # η_t, before step t
+        if zero_grad:
+            optimizer.zero_grad()
+        loss_fn(model).backward()
+        optimizer.step()
+
+
+def check_training(train: Callable, warmup_cosine: Callable, *, seeds: Sequence[int] = (0,),
+                   steps: int | None = None) -> None:
+    """Re-run the student's ``train(model, loss_fn, optimizer, schedule, steps)`` under the
+    grader's control and compare the recorded curve with the reference loop's."""
+    part, equation = PART_TRAIN
+    hyper = dict(TRAIN_SCHEDULE)
+    ref_schedule = reference("warmup_cosine", **hyper)
+    steps = steps or hyper["total_steps"]
+    own = run_schedule(lambda t: warmup_cosine(t, **hyper), steps + 1)
+    if judge("warmup_cosine", hyper, own, steps + 1, "warmup_cosine").ok:
+        lrs = [float(v) for v in own.value]
+        schedule = lambda t: lrs[t]                              # the student's own values
+    else:
+        schedule = ref_schedule
+        print("Your warmup_cosine does not pass Part 6.1, so this run uses the reference "
+              "schedule to grade your loop (the schedule's points are lost once, in 6.1).")
+    name = getattr(train, "__name__", "your function")
+    for seed in seeds:
+        run = training.RunSpec(seed=seed, steps=steps).resolved()
+        model, loss_fn, optimizer = _setup(run)
+        out = sandbox.call(train, model, loss_fn, optimizer, schedule, steps)
+        _judge_run(out, optimizer, run, ref_schedule, steps, name).raise_for(part, equation)
+    passed(part, len(seeds))
+
+
+def _judge_run(out, optimizer: RecordingSGD, run: training.RunSpec, schedule, steps: int,
+               name: str) -> Verdict:
+    where = f" (grader's run: seed {run.seed}, {steps} steps on {run.device})"
+    if out.delegated:
+        return fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, the "
+                    "reference this part asks you to write.", "delegation")
+    if out.error:
+        return fail(f"{name} raised {out.error}{where}.", "exception")
+    lrs, mine = np.asarray(optimizer.lrs), np.asarray(optimizer.losses)
+    if len(lrs) != steps:
+        return fail(f"{name} called optimizer.step() {len(lrs)} times; the run has {steps} "
+                    f"steps, one optimizer.step() each{where}.", "step-count")
+    expected_lrs = np.array([schedule(t) for t in range(steps + 1)])
+    if not allclose(lrs, expected_lrs[:steps], TOL64):
+        t = int(np.argmax(~close(lrs, expected_lrs[:steps], TOL64)))
+        if allclose(lrs, expected_lrs[1:], TOL64) or allclose(
+                lrs[1:], expected_lrs[:steps - 1], TOL64):
+            return fail(f"optimizer.step() number {t} used lr {lrs[t]:.6g}, but step {t} must "
+                        f"use η_{t} = {expected_lrs[t]:.6g}: your lr is one step off. Set "
+                        "every group's lr to schedule(t) *before* optimizer.step() of step t "
+                        f"(step 0 uses schedule(0)){where}.", "lr-off-by-one")
+        return fail(f"optimizer.step() number {t} used lr {lrs[t]:.6g}, the schedule gives "
+                    f"η_{t} = {expected_lrs[t]:.6g}: set group['lr'] = schedule(t) for every "
+                    f"param group before the step{where}.", "lr")
+    model, loss_fn, ref_opt = _setup(run)
+    reference_train(model, loss_fn, ref_opt, schedule, steps)
+    expected = np.asarray(ref_opt.losses)
+    tol = training.TOLERANCE[run.device]
+    rel = np.abs(mine - expected) / np.maximum(np.abs(expected), 1e-12)
+    if (rel > tol).any():
+        t = int(np.argmax(rel > tol))
+        model, loss_fn, acc_opt = _setup(run)
+        reference_train(model, loss_fn, acc_opt, schedule, steps, zero_grad=False)
+        acc = np.asarray(acc_opt.losses)
+        if np.all(np.abs(mine - acc) <= tol * np.maximum(np.abs(acc), 1e-12)):
+            return fail("gradients accumulate across steps: call optimizer.zero_grad() before "
+                        "each backward(), or every step adds the new gradient to all the old "
+                        f"ones (the loss leaves the reference run at step {t}){where}.",
+                        "no-zero-grad")
+        return fail(f"the loss leaves the reference run at step {t}: expected "
+                    f"{expected[t]:.6g}, got {mine[t]:.6g} (relative {rel[t]:.1e} > {tol:g}, "
+                    "the tolerance for this device). Each step is: set the lr, zero_grad, "
+                    f"loss_fn(model).backward(), optimizer.step(){where}.", "curve")
+    if not mine[-1] <= 0.5 * mine[0]:
+        return fail(f"the final loss {mine[-1]:.4g} is not below half the initial loss "
+                    f"{mine[0]:.4g}{where}.", "final-loss")
+    return PASS
+
+
+__all__ = ["check_warmup_cosine", "check_step_decay", "check_inverse_sqrt", "check_sgdr",
+           "check_training", "reference", "sgdr_variant", "reference_train", "RecordingSGD",
+           "being_graded"]

@@ -1,0 +1,148 @@
+"""Run the nbgrader pipeline on a temporary copy of the course, for the grading tests.
+
+A course directory is ``nbgrader_config.py`` plus ``solutions/`` copied into a temporary
+folder; every nbgrader command runs there, with the project's virtual environment first on
+PATH (nbgrader calls ``alembic`` and ``jupyter`` by name) and ``OMP_NUM_THREADS=1`` as the
+instructor commands set it.
+
+The mistake corpus lives in ``tests/submissions/<assignment>/<mistake>.cell``: a header of
+``# key: value`` lines, then the code that replaces one answer cell::
+
+    # mistake: steps along +g
+    # cell: answer-step          (the answer cell whose source is replaced)
+    # loses: test-step           (the grade cells that must fail; comma-separated)
+    # feedback: against* the gradient   (text the feedback must show)
+    def gd_step(theta, grad, lr):
+        return theta + lr * grad
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SUBMISSIONS = Path(__file__).parent / "submissions"
+ASSIGNMENTS = ("01-problem", "02-gradient-descent")
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+def make_course(tmp: Path, assignments=ASSIGNMENTS) -> Path:
+    """A fresh course directory under ``tmp`` with the given source assignments."""
+    course = tmp / "course"
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    for name in assignments:
+        shutil.copytree(ROOT / "solutions" / name, course / "solutions" / name)
+    return course
+
+
+def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env(),
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def notebook_path(base: Path, assignment: str) -> Path:
+    return base / assignment / f"{assignment}.ipynb"
+
+
+def submit(course: Path, student: str, assignment: str, nb) -> Path:
+    """Put notebook ``nb`` where nbgrader looks for a student's submission."""
+    path = notebook_path(course / "submitted" / student, assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def cell_scores(course: Path, assignment: str) -> dict[str, dict[str, float]]:
+    """{student: {grade_id: autograded score}} read from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    out: dict[str, dict[str, float]] = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sub in gb.assignment_submissions(assignment):
+            scores = out.setdefault(sub.student_id, {})
+            for nb in sub.notebooks:
+                for grade in nb.grades:
+                    if grade.auto_score is not None:
+                        scores[grade.name] = grade.auto_score
+    return out
+
+
+def max_scores(source_nb) -> dict[str, float]:
+    """{grade_id: points} of the autograded (code) grade cells of a source notebook."""
+    return {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+            for c in source_nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"}
+
+
+@dataclass(frozen=True)
+class Mistake:
+    assignment: str
+    name: str
+    cell: str
+    loses: tuple[str, ...]
+    feedback: str
+    code: str
+
+    def notebook(self):
+        """The solution notebook with this mistake's answer cell."""
+        nb = nbformat.read(str(notebook_path(ROOT / "solutions", self.assignment)), 4)
+        cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == self.cell]
+        assert len(cells) == 1, f"{self.name}: no answer cell {self.cell!r}"
+        cells[0].source = self.code
+        return nb
+
+
+def corpus(assignment: str) -> list[Mistake]:
+    out = []
+    for path in sorted((SUBMISSIONS / assignment).glob("*.cell")):
+        header, code = {}, []
+        for line in path.read_text().splitlines():
+            if not code and line.startswith("# ") and ":" in line:
+                key, value = line[2:].split(":", 1)
+                header[key.strip()] = value.strip()
+            else:
+                code.append(line)
+        out.append(Mistake(assignment, path.stem, header["cell"],
+                           tuple(s.strip() for s in header["loses"].split(",") if s.strip()),
+                           header["feedback"], "\n".join(code).strip()))
+    return out
+
+
+def run_in_process(nb) -> dict[str, str | None]:
+    """Execute a notebook's code cells in this process, as a kernel would, in one namespace.
+
+    Returns ``{grade_id: None if the grade cell passed, else "Error: message"}`` for every
+    grade cell. nbgrader gives a code grade cell its points exactly when it raises nothing, so
+    this predicts the autograded score without the cost of a kernel (~3 s each here); the
+    nbgrader round trip checks that prediction on a few submissions.
+    """
+    namespace: dict = {"__name__": "__main__"}
+    results: dict[str, str | None] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        try:
+            exec(compile(cell.source, f"<cell {meta.get('grade_id')}>", "exec"), namespace)
+            error = None
+        except Exception as err:  # noqa: BLE001 - a failing cell is a result here
+            error = f"{type(err).__name__}: {err}"
+        if meta.get("grade"):
+            results[meta["grade_id"]] = error
+    return results
