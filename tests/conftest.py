@@ -1,0 +1,59 @@
+"""Shared pytest fixtures for the Descent test suite (keep this file small and general)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "artifacts"  # gitignored: screenshots, build logs, timings
+
+# The README's `make book` flags: execute every notebook, warnings are errors, nitpicky.
+BOOK_FLAGS = ("--all", "--warningiserror", "--nitpick", "--keep-going")
+
+
+@dataclass(frozen=True)
+class BuiltBook:
+    html: Path        # the built site (index.html, book/*.html, _static/ …)
+    seconds: float    # wall-clock time of the clean build (nan when reused)
+    log: str          # the builder's output
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository root (also the book's root)."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> BuiltBook:
+    """The book, built once per session from scratch and strictly, into a temporary folder.
+
+    Set ``DESCENT_BOOK_HTML=<dir>`` to reuse an existing build (e.g. ``_build/html`` right
+    after ``make book``) instead of building again.
+    """
+    reuse = os.environ.get("DESCENT_BOOK_HTML")
+    if reuse:
+        html = Path(reuse).resolve()
+        if not (html / "index.html").is_file():
+            pytest.fail(f"DESCENT_BOOK_HTML={reuse} holds no index.html")
+        return BuiltBook(html, float("nan"), "")
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book), "build", *BOOK_FLAGS, "--path-output", str(out), str(REPO)]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - start
+    log = result.stdout + result.stderr
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "book-build.log").write_text(f"$ {' '.join(command)}\n{log}")
+    if result.returncode != 0:
+        pytest.fail(f"the strict book build failed (exit {result.returncode}); "
+                    f"last lines:\n{log[-4000:]}")
+    return BuiltBook(out / "_build" / "html", seconds, log)

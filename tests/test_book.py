@@ -1,0 +1,210 @@
+"""The book: its table of contents, its notebooks in git, and its strict offline build.
+
+The build itself runs once per session (``built_book`` in conftest.py) with the flags of
+``make book``: every notebook executed, warnings are errors, nitpicky.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.book
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK = REPO / "book"
+STAGES = ("01-problem", "02-gradient-descent", "03-sgd", "04-momentum", "05-adaptive",
+          "06-schedules", "07-implementation", "08-practice")
+SOLUTION_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+CDN = re.compile(r"cdn\.jsdelivr\.net|unpkg\.com|cdnjs\.cloudflare\.com|cdn\.mathjax\.org"
+                 r"|polyfill\.io|requirejs\.org|cdn\.plot\.ly|code\.jquery\.com")
+
+
+def toc_files() -> list[str]:
+    """Every ``file:`` of _toc.yml, root first, without extension (e.g. ``book/01-problem``)."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def book_sources() -> list[Path]:
+    """The pages and notebooks in book/ (not the local Sphinx extension, not checkpoints)."""
+    return sorted(p for p in BOOK.rglob("*") if p.suffix in {".md", ".ipynb"}
+                  and "_ext" not in p.parts and ".ipynb_checkpoints" not in p.parts)
+
+
+def html_pages(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob("*.html")
+                  if not p.relative_to(html).parts[0].startswith("_"))
+
+
+# ---------------------------------------------------------------- sources (no build needed)
+
+def test_every_book_page_is_in_the_toc():
+    listed = set(toc_files())
+    missing = [str(p.relative_to(REPO).with_suffix("")) for p in book_sources()
+               if str(p.relative_to(REPO).with_suffix("")) not in listed]
+    assert not missing, f"pages in book/ missing from _toc.yml (they would not be built): {missing}"
+
+
+def test_every_toc_entry_exists_and_chapters_follow_the_stage_order():
+    files = toc_files()
+    absent = [f for f in files if not any((REPO / f).with_suffix(s).is_file()
+                                          for s in (".md", ".ipynb"))]
+    assert not absent, f"_toc.yml lists files that do not exist: {absent}"
+    chapters = [f.removeprefix("book/") for f in files if f.removeprefix("book/") in STAGES]
+    assert chapters == sorted(chapters), f"chapters out of stage order in _toc.yml: {chapters}"
+    strays = [f for f in files if re.fullmatch(r"book/\d\d-.*", f)
+              and f.removeprefix("book/") not in STAGES]
+    assert not strays, f"chapter slugs not among the eight stages {STAGES}: {strays}"
+
+
+def test_notebooks_in_git_store_no_outputs():
+    dirty = []
+    for path in BOOK.rglob("*.ipynb"):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code" and (cell.get("outputs")
+                                                or cell.get("execution_count") is not None):
+                dirty.append(f"{path.name} cell {i}")
+    assert not dirty, ("notebooks in book/ must be stored without outputs or execution counts "
+                       f"(clear them before committing): {dirty}")
+
+
+# ---------------------------------------------------------------- the strict build
+
+def test_strict_build_succeeds_and_is_timed(built_book, record_property):
+    record_property("book_build_seconds", built_book.seconds)
+    print(f"\nclean strict book build: {built_book.seconds:.1f} s")  # shown with -s / -rA
+    assert (built_book.html / "index.html").is_file()
+
+
+def test_a_page_per_toc_entry(built_book):
+    missing = [f for f in toc_files() if not (built_book.html / f"{f}.html").is_file()]
+    assert not missing, f"toc entries without a built page: {missing}"
+
+
+def test_only_the_toc_is_published(built_book):
+    published = {str(p.relative_to(built_book.html).with_suffix(""))
+                 for p in html_pages(built_book.html)}
+    extra = published - set(toc_files()) - {"index", "search", "genindex"}
+    assert not extra, f"pages published that are not in _toc.yml: {sorted(extra)}"
+    for forbidden in ("solutions", "exercises", "lib", "tests", "benchmarks"):
+        assert not (built_book.html / forbidden).exists(), f"{forbidden}/ was published"
+
+
+def test_no_solution_code_in_the_site(built_book):
+    leaks = []
+    for path in built_book.html.rglob("*"):
+        if path.is_file() and path.suffix in {".html", ".ipynb", ".md", ".txt", ".py", ".js"}:
+            text = path.read_text(errors="replace")
+            leaks += [f"{path.relative_to(built_book.html)}: {m}"
+                      for m in SOLUTION_MARKERS if m in text]
+    assert not leaks, f"solution or hidden-test code published: {leaks}"
+
+
+def test_no_cdn_urls(built_book):
+    hits = [f"{p.relative_to(built_book.html)}: {m.group(0)}"
+            for p in html_pages(built_book.html)
+            for m in CDN.finditer(p.read_text(errors="replace"))]
+    assert not hits, f"pages reference a CDN (the book must work offline): {hits}"
+
+
+def test_math_is_served_locally_and_scripts_are_not_repeated(built_book):
+    assert (built_book.html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    for page in html_pages(built_book.html):
+        text = page.read_text()
+        if 'class="math' in text:  # Sphinx loads MathJax only on pages that have math
+            assert "_static/mathjax/tex-chtml.js" in text, f"{page.name}: no local MathJax"
+        inline = re.findall(r"<script>(.*?)</script>", text, flags=re.S)
+        repeated = {s[:60] for s in inline if inline.count(s) > 1}
+        assert not repeated, f"{page.name}: inline scripts written twice: {repeated}"
+        assert "THEBE_JS_URL" not in text, f"{page.name}: thebe loader left in (thebe is off)"
+
+
+def test_download_and_launch_buttons(built_book):
+    for f in toc_files():
+        text = (built_book.html / f"{f}.html").read_text()
+        assert "btn-download-source-button" in text, f"{f}: no download button"
+        if (REPO / f).with_suffix(".ipynb").is_file():
+            for service in ("mybinder.org", "colab.research.google.com",
+                            "hub/user-redirect/git-pull"):
+                assert service in text, f"{f}: no launch button for {service}"
+
+
+# ---------------------------------------------------------------- notation page ↔ descent
+
+# Keyword → the descent.optim classes that must accept it, as book/notation.md promises. Classes
+# not written yet are skipped, so the check grows with the library.
+NOTATION_KEYWORDS = {
+    "lr": ("SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam"),
+    "weight_decay": ("SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam"),
+    "momentum": ("SGD", "RMSprop"),
+    "dampening": ("SGD",),
+    "nesterov": ("SGD",),
+    "betas": ("Adam", "AdamW", "NAdam"),
+    "eps": ("Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam"),
+    "alpha": ("RMSprop",),
+    "rho": ("Adadelta",),
+}
+# Rule → (its state class, the state fields the notation page names).
+NOTATION_STATES = {"sgd": ("SGDState", ("b",)), "adam": ("AdamState", ("m", "v", "v_max")),
+                   "adagrad": ("AdagradState", ("s",)), "rmsprop": ("RMSpropState", ("v",)),
+                   "adadelta": ("AdadeltaState", ("v", "u"))}
+
+
+def test_notation_page_matches_descent():
+    import inspect
+
+    import descent.optim
+    import descent.rules
+
+    page = (BOOK / "notation.md").read_text()
+    checked = 0
+    for keyword, classes in NOTATION_KEYWORDS.items():
+        assert f"`{keyword}`" in page, f"notation.md does not name the keyword `{keyword}`"
+        for name in classes:
+            cls = getattr(descent.optim, name, None)
+            if cls is None:
+                continue
+            assert keyword in inspect.signature(cls).parameters, (
+                f"notation.md says descent.optim.{name} takes `{keyword}`; its signature "
+                f"is {inspect.signature(cls)}")
+            checked += 1
+    for rule, (state_name, fields) in NOTATION_STATES.items():
+        state = getattr(descent.rules, state_name, None)
+        if state is None:
+            continue
+        for field in fields:
+            assert re.search(rf"`(\w+\.)?{field}`", page), f"notation.md does not name `{field}`"
+            assert field in state._fields, f"{state_name} has no field `{field}`: {state._fields}"
+        if rule == "adam" and hasattr(descent.rules, "adam_update"):
+            params = inspect.signature(descent.rules.adam_update).parameters
+            assert {"beta1", "beta2", "eps", "lr"} <= set(params), (
+                "notation.md names adam_update's keywords beta1, beta2, eps, lr; "
+                f"it takes {list(params)}")
+    assert checked, "no descent.optim class found to check the notation against"
+    try:
+        import descent.landscapes as landscapes
+    except ImportError:
+        return
+    bowl = landscapes.quadratic_bowl(kappa=10.0)
+    for attribute in ("L", "mu", "minima", "grad", "hessian"):
+        assert f"`{attribute}`" in page or f"`{attribute}(" in page, attribute
+        assert hasattr(bowl, attribute), f"notation.md names landscape.{attribute}; it has none"
+    assert bowl.L / bowl.mu == pytest.approx(10.0), "κ = L/μ on the bowl, as notation.md says"
