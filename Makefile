@@ -33,3 +33,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
+
+# Instructor commands (release, autograde, feedback, export, grade): see README.
+-include make/instructor.mk
