@@ -2,6 +2,7 @@
 
 import socket
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,6 +135,15 @@ def _fit(model, batches, steps, loss_fn=F.cross_entropy, lr=1e-2):
 
 def _mean(values):
     return sum(values) / len(values)
+
+
+def test_digits_table_is_scikit_learns():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    pixels, labels = data._digits_table()
+    np.testing.assert_array_equal(pixels, bunch.data)
+    np.testing.assert_array_equal(labels, bunch.target)
 
 
 def test_mlp_and_cnn_learn_digits():
