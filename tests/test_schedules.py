@@ -216,6 +216,18 @@ def test_schedule_lr_state_dict_resumes():
     assert opt2.param_groups[0]["lr"] == schedule(10)
 
 
+def test_schedule_lr_state_dict_loads_with_weights_only(tmp_path):
+    # descent.train checkpoints load with weights_only=True: the state must be plain data.
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = S.ScheduleLR(opt, S.Cosine(0.1, 10))
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    torch.save(sched.state_dict(), tmp_path / "sched.pt")
+    state = torch.load(tmp_path / "sched.pt", weights_only=True)
+    assert "schedule" not in state and state["last_epoch"] == 3
+
+
 # -- bad arguments -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make,error,words", [

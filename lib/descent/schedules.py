@@ -549,3 +549,15 @@ class ScheduleLR(LRScheduler):
         return [self._lr(base_lr) for base_lr in self.base_lrs]
 
     _get_closed_form_lr = get_lr
+
+    def state_dict(self) -> dict:
+        """The scheduler's counters, without the schedule itself.
+
+        The schedule is configuration, not state (it is passed to ``__init__`` again), and
+        leaving it out keeps checkpoints loadable with ``torch.load(weights_only=True)``.
+        """
+        return {key: value for key, value in super().state_dict().items() if key != "schedule"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = {key: value for key, value in state_dict.items() if key != "schedule"}
+        super().load_state_dict(state_dict)
