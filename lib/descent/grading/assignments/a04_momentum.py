@@ -19,7 +19,7 @@ and on a quadratic with curvatures in [μ, L] the heavy ball is fastest at Polya
     \\rho = \\frac{\\sqrt\\kappa - 1}{\\sqrt\\kappa + 1}, \\qquad \\kappa = L/\\mu .
 
 The references: ``descent.rules.sgd_update`` for the rules (with the catalogue's mistakes,
-:mod:`descent.grading.catalogue`, and two of this assignment's), ``descent.rates`` for the
+:mod:`descent.grading.catalogue`, and one of this assignment's), ``descent.rates`` for the
 tuning and the grader's own run for the measured rate, ``torch.optim.SGD`` for the training
 run (:mod:`descent.grading.training`).
 """
@@ -36,7 +36,7 @@ import torch
 
 from descent.grading import sandbox
 from descent.grading.assignments._forbid import forbidding
-from descent.grading.catalogue import SGD_MISTAKES, _variant
+from descent.grading.catalogue import SGD_MISTAKES
 from descent.grading.feedback import fail, passed
 from descent.grading.rules import Mistake, RuleSpec, check_rule
 from descent.grading.training import RunSpec, judge_training, losses, run_training
@@ -54,30 +54,34 @@ class _Buffer(NamedTuple):
 
 # -- 4.1 and 4.2 the rules -------------------------------------------------------------------
 
-def _old_buffer(param, grad, state, *, lr, momentum, nesterov=False, **_):
-    """A known mistake: the step uses b_{t−1}, the buffer *before* this step's update."""
+def _old_buffer(param, grad, state, *, lr, momentum, **_):
+    """A known mistake: the heavy ball steps along b_{t−1}, the buffer before this step's
+    update (for Nesterov the same slip, g_t + β b_{t−1} = b_t, is the catalogue's
+    "nesterov-heavy-ball")."""
     b_old = state.b
     b = grad if b_old is None else momentum * b_old + grad       # b_t = β b_{t−1} + g_t
-    if b_old is None:
-        d = grad
-    else:
-        d = grad + momentum * b_old if nesterov else b_old
-    return param - lr * d, _Buffer(b)
+    return param - lr * (grad if b_old is None else b_old), _Buffer(b)
 
 
 HB_MISTAKES = (
     SGD_MISTAKES[0],                                             # EMA momentum
     Mistake("hb-old-buffer", "you step along the old buffer b_{t−1} and update it afterwards: "
             "update first, b_t = β b_{t−1} + g_t, then step θ_t = θ_{t−1} − η b_t",
-            _variant(_old_buffer, nesterov=False)),
+            _old_buffer),
 )
-NAG_MISTAKES = (
-    *SGD_MISTAKES,                                               # EMA, no look-ahead, swapped
-    Mistake("nesterov-old-buffer", "wrong Nesterov look-ahead: you step along g_t + β b_{t−1}, "
-            "with the buffer before this step's update; PyTorch's Nesterov steps along "
-            "d_t = g_t + β b_t, with b_t = β b_{t−1} + g_t",
-            _variant(_old_buffer, nesterov=True)),
-)
+
+
+def _nesterov(mistake: Mistake) -> Mistake:
+    """A catalogue variant with ``nesterov=True`` bound (the student's rule has no flag)."""
+    update = mistake.update
+    return Mistake(mistake.name, mistake.explain,
+                   lambda param, grad, state, **hyper: update(param, grad, state, **hyper,
+                                                              nesterov=True), mistake.init)
+
+
+# EMA; no look-ahead (d = b_t = g_t + β b_{t−1}: also the look-ahead with the old buffer);
+# swapped (b_t + β g_t).
+NAG_MISTAKES = tuple(map(_nesterov, SGD_MISTAKES))
 HYPERS = ({"lr": 0.1, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.5})
 
 

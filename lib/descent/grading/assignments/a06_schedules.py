@@ -119,6 +119,22 @@ def _sgdr_restart_mistake(got: np.ndarray, hyper: dict[str, Any]) -> Verdict | N
     return None
 
 
+def _cosine_short(got: np.ndarray, ref: Callable[[int], float],
+                  hyper: dict[str, Any]) -> Verdict | None:
+    """The cosine part never reaches η_min (``judge_schedule`` looks at the whole curve, whose
+    minimum is the warmup's 0 here, so it cannot see this)."""
+    w, total, eta_min = hyper["warmup_steps"], hyper["total_steps"], hyper.get("eta_min", 0.0)
+    tail = got[w:]
+    if len(got) <= total or not close(tail[:1], [ref(w)], TOL64).all():
+        return None
+    if np.min(tail) > eta_min + 1e-9 * max(1.0, abs(eta_min)):
+        return fail(f"the cosine does not reach its minimum: at step T = {total} the reference "
+                    f"is η_min = {ref(total):.6g}, your schedule gives {got[total]:.6g} and "
+                    "never goes that low. The cosine's argument must reach π exactly at step "
+                    "T: π·(t − W)/(T − W), not π·(t − W)/(T − W + 1).", "cosine-short")
+    return None
+
+
 # -- one check per schedule ---------------------------------------------------------------------
 
 BOUNDARY = {"warmup_cosine": "a warmup boundary off by one",
@@ -137,6 +153,8 @@ def judge(kind: str, hyper: dict[str, Any], got: sandbox.Outcome, steps: int,
         return PASS                                # float32 arithmetic is correct too
     if kind == "sgdr" and got.ok:
         verdict = _sgdr_restart_mistake(np.asarray(got.value), hyper) or verdict
+    if kind == "warmup_cosine" and got.ok and verdict.mistake is None:
+        verdict = _cosine_short(np.asarray(got.value), ref, hyper) or verdict
     message = verdict.message.replace("a warmup boundary off by one", BOUNDARY[kind])
     settings = ", ".join(f"{k}={v}" for k, v in hyper.items())
     return fail(f"{message} (with {settings})", verdict.mistake)
@@ -239,23 +257,28 @@ def check_training(train: Callable, warmup_cosine: Callable, *, seeds: Sequence[
     steps = steps or hyper["total_steps"]
     own = run_schedule(lambda t: warmup_cosine(t, **hyper), steps + 1)
     if judge("warmup_cosine", hyper, own, steps + 1, "warmup_cosine").ok:
-        lrs = [float(v) for v in own.value]
-        schedule = lambda t: lrs[t]                              # the student's own values
+        lrs = [float(v) for v in own.value]                      # the student's own values
     else:
-        schedule = ref_schedule
+        lrs = [ref_schedule(t) for t in range(steps + 1)]
         print("Your warmup_cosine does not pass Part 6.1, so this run uses the reference "
               "schedule to grade your loop (the schedule's points are lost once, in 6.1).")
+    # The loop gets a plain lookup of values computed above: it runs with the references
+    # forbidden (descent.schedules among them), and the schedule's code has already been run.
+    schedule = lambda t: lrs[t]
     name = getattr(train, "__name__", "your function")
     for seed in seeds:
         run = training.RunSpec(seed=seed, steps=steps).resolved()
         model, loss_fn, optimizer = _setup(run)
         out = sandbox.call(train, model, loss_fn, optimizer, schedule, steps)
-        _judge_run(out, optimizer, run, ref_schedule, steps, name).raise_for(part, equation)
+        _judge_run(out, optimizer, run, lrs, ref_schedule, steps, name).raise_for(part,
+                                                                                 equation)
     passed(part, len(seeds))
 
 
-def _judge_run(out, optimizer: RecordingSGD, run: training.RunSpec, schedule, steps: int,
-               name: str) -> Verdict:
+def _judge_run(out, optimizer: RecordingSGD, run: training.RunSpec, given: list[float],
+               schedule: Callable[[int], float], steps: int, name: str) -> Verdict:
+    """Trusted: each step's lr against the values the loop was ``given``, then the recorded
+    loss curve against the reference loop driven by the reference ``schedule``."""
     where = f" (grader's run: seed {run.seed}, {steps} steps on {run.device})"
     if out.delegated:
         return fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, the "
@@ -266,7 +289,7 @@ def _judge_run(out, optimizer: RecordingSGD, run: training.RunSpec, schedule, st
     if len(lrs) != steps:
         return fail(f"{name} called optimizer.step() {len(lrs)} times; the run has {steps} "
                     f"steps, one optimizer.step() each{where}.", "step-count")
-    expected_lrs = np.array([schedule(t) for t in range(steps + 1)])
+    expected_lrs = np.asarray(given, dtype=float)
     if not allclose(lrs, expected_lrs[:steps], TOL64):
         t = int(np.argmax(~close(lrs, expected_lrs[:steps], TOL64)))
         if allclose(lrs, expected_lrs[1:], TOL64) or allclose(

@@ -85,7 +85,7 @@ def _name(cls) -> str:
 def _not_a_subclass(cls, part) -> None:
     """Subclassing torch's (or the library's) Adam/AdamW is delegation: say so plainly."""
     from descent import optim
-    borrowed = [base for base in (torch.optim.Adam, torch.optim.AdamW, optim.Adam)
+    borrowed = [base for base in (torch.optim.AdamW, torch.optim.Adam, optim.AdamW, optim.Adam)
                 if inspect.isclass(cls) and issubclass(cls, base)]
     if borrowed:
         fail(f"no points for this part: {_name(cls)} subclasses "
@@ -249,7 +249,7 @@ def check_init(cls: type) -> None:
         if out.delegated:
             _raise_if_failed(out, name, part)
         if out.error is None or not out.error.startswith("ValueError"):
-            got = "accepted it" if out.error is None else f"raised {out.error}"
+            got = "was accepted" if out.error is None else f"raised {out.error}"
             fail(f"{name}(params, {key}={value!r}) {got}; it must raise ValueError naming the "
                  f"argument and the allowed range ({rule}), as torch.optim.AdamW does.",
                  "validation").raise_for(*part)

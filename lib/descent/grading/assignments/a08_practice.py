@@ -1,0 +1,540 @@
+r"""Checks for assignment 08-practice: the LR range test, accumulation, clipping, mixed
+precision, and a training loop with planted bugs (chapter 8).
+
+Every part is re-run under the grader's control: its own model, data and seeds; the student's
+reported numbers are never read. The references are the library's and torch's:
+
+- 8.1 :func:`descent.lr_finder.lr_range_test` on the same model and batches (float64: the
+  two runs make the same training steps, so they agree to rounding, relative 1e-9);
+- 8.2 autograd of the mean loss over the concatenated big batch (float64, 1e-9);
+- 8.3 ``torch.nn.utils.clip_grad_norm_`` (float64; relative 1e-5, so writing ``‖g‖`` or
+  torch's ``‖g‖ + 10⁻⁶`` in the clip coefficient both pass, on gradients of norm ≥ 1);
+- 8.4 the same steps under ``torch.autocast`` written by the grader (bf16 on the CPU; fp16
+  with a ``GradScaler`` on CUDA), loss curves within 1e-4 (CPU) / 1e-3 (CUDA) per step,
+  where float32 differs from bf16 by more than 1e-3 (measured);
+- 8.5 the bug-free loop (:func:`reference_loop`) on the grader's data (with corrupted rows).
+
+A difference that matches a known variant is named (the variants are the reference with one
+switch flipped; with every switch off each equals its reference, which the tests check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from descent.grading import sandbox
+from descent.grading.assignments._forbid import forbidding
+from descent.grading.compare import TOL64, Tolerance, allclose, first_difference
+from descent.grading.feedback import PASS, Verdict, fail, passed
+from descent.grading.training import TOLERANCE, best_device
+
+PART_RANGE = ("8.1", "the LR range test: η_i = η_min(η_max/η_min)^{i/(N−1)}, EMA ℓ̂_i, stop")
+PART_ACCUM = ("8.2", "accumulation: Σ_i (n_i/N) ∇L_i = ∇ of the big batch's mean loss")
+PART_CLIP = ("8.3", "clipping by global norm, g ← g·min(1, c/‖g‖)")
+PART_AMP = ("8.4", "a mixed-precision step (bf16 autocast; fp16 + GradScaler on CUDA)")
+PART_DEBUG = ("8.5", "the fixed training loop against the bug-free reference")
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__name__", "your function")
+
+
+def _raise_if_failed(out: sandbox.Outcome, name: str, part, where: str = "") -> None:
+    if out.delegated:
+        fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, the "
+             "reference this part asks you to write yourself.", "delegation").raise_for(*part)
+    if out.error:
+        fail(f"{name} raised {out.error}{where}.", "exception").raise_for(*part)
+
+
+@contextlib.contextmanager
+def _library_forbidden() -> Iterator[None]:
+    """The library's and torch's answers to this assignment are references too."""
+    import importlib
+    clip = importlib.import_module("torch.nn.utils.clip_grad")
+    kernels = [getattr(clip, name).__wrapped__ for name in
+               ("clip_grad_norm_", "_get_total_norm", "_clip_grads_with_norm_")]
+    saved = {fn: fn.__code__ for fn in kernels if not fn.__code__.co_freevars}
+    for fn in saved:
+        fn.__code__ = sandbox._sentinel.__code__.replace(
+            co_name=f"torch.nn.utils.{fn.__name__.lstrip('_')}")
+    try:
+        with forbidding({"descent.lr_finder": None, "descent.train": ("train",)}):
+            yield
+    finally:
+        for fn, code in saved.items():
+            fn.__code__ = code
+
+
+@contextlib.contextmanager
+def _optimizers_allowed() -> Iterator[None]:
+    """Within the block a student's loop may build torch.optim optimizers and schedulers."""
+    names = ("torch.optim", "torch.optim.lr_scheduler")
+    saved = {name: sandbox.REFERENCES.pop(name) for name in names if name in sandbox.REFERENCES}
+    try:
+        yield
+    finally:
+        sandbox.REFERENCES.update(saved)
+
+
+def mlp(seed: int, dtype=torch.float64, features: int = 8, width: int = 16, out: int = 1):
+    torch.manual_seed(seed + 1000)
+    return torch.nn.Sequential(torch.nn.Linear(features, width, dtype=dtype), torch.nn.Tanh(),
+                               torch.nn.Linear(width, out, dtype=dtype))
+
+
+def regression(seed: int, n: int, dtype=torch.float64, features: int = 8):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=gen, dtype=dtype)
+    w = torch.randn(features, 1, generator=gen, dtype=dtype)
+    return x, torch.tanh(x @ w) + 0.1 * torch.randn(n, 1, generator=gen, dtype=dtype)
+
+
+# -- 8.1 the LR range test -----------------------------------------------------------------
+
+def _range_setup(seed: int, batches: int = 8, size: int = 32):
+    model = mlp(seed)
+    x, y = regression(seed, batches * size)
+    data = [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    return model, optimizer, data
+
+
+def grader_train_step(seed: int) -> Callable[[float], float]:
+    """``train_step(lr) -> loss``: one SGD step of the grader's model on its next batch."""
+    model, optimizer, data = _range_setup(seed)
+    calls = [0]
+
+    def train_step(lr: float) -> float:
+        x, y = data[calls[0] % len(data)]
+        calls[0] += 1
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+    return train_step
+
+
+def reference_range_test(seed: int, **kw) -> tuple[list, list, list]:
+    """:func:`descent.lr_finder.lr_range_test` on the grader's model: (lrs, losses, smoothed)."""
+    from descent.lr_finder import lr_range_test
+    model, optimizer, data = _range_setup(seed)
+    result = lr_range_test(model, optimizer, data, loss_fn=F.mse_loss, device="cpu", **kw)
+    return result.lrs, result.losses, result.smoothed
+
+
+def range_test_variant(train_step, *, min_lr, max_lr, steps, beta=0.98, diverge=4.0,
+                       linear=False, endpoint=True, bias_correction=True, stop=True,
+                       record_last=True):
+    """The range test (all switches default: the reference) or a known mistake."""
+    lrs, losses, smoothed = [], [], []
+    avg, best = 0.0, math.inf
+    for i in range(steps):
+        frac = i / (steps - 1) if endpoint else i / steps
+        lr = (min_lr + (max_lr - min_lr) * frac if linear
+              else min_lr * (max_lr / min_lr) ** frac)                 # η_i
+        loss = train_step(lr)
+        avg = beta * avg + (1 - beta) * loss                           # a_i
+        smooth = avg / (1 - beta ** (i + 1)) if bias_correction else avg   # ℓ̂_i
+        bad = not math.isfinite(smooth) or smooth > diverge * best
+        if stop and bad and not record_last:
+            break
+        lrs.append(lr)
+        losses.append(loss)
+        smoothed.append(smooth)
+        if stop and bad:
+            break
+        best = min(best, smooth)
+    return lrs, losses, smoothed
+
+
+RANGE_MISTAKES = (
+    ("linear-ramp", "your learning rates grow linearly; the range test sweeps them "
+     "exponentially, η_i = η_min·(η_max/η_min)^{i/(N−1)}, so each decade gets as many steps",
+     {"linear": True}),
+    ("ramp-misses-max", "your ramp never reaches η_max: the exponent is i/N; with "
+     "i/(N−1) the last of the N steps uses η_max itself", {"endpoint": False}),
+    ("ema-no-bias-correction", "the smoothed loss is not bias-corrected: with a_{−1} = 0 the "
+     "average starts near 0 (ℓ̂_0 = (1−β)ℓ_0). Divide by 1 − β^{i+1}: ℓ̂_i = a_i/(1 − β^{i+1})",
+     {"bias_correction": False}),
+    ("no-divergence-stop", "the test does not stop when the loss diverges: stop after the "
+     "first step whose smoothed loss is above k·min_{j<i} ℓ̂_j (or not finite)", {"stop": False}),
+    ("diverging-step-dropped", "the step that diverged is not recorded: append η_i, ℓ_i and "
+     "ℓ̂_i first, then stop", {"record_last": False}),
+)
+
+
+def _as_lists(value) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    try:
+        lrs, losses, smoothed = value
+        return tuple(np.asarray(v, dtype=float).ravel() for v in (lrs, losses, smoothed))
+    except (TypeError, ValueError):
+        return f"it must return three lists (lrs, losses, smoothed), got {type(value).__name__}"
+
+
+def _same_run(got, expected, tol) -> bool:
+    return all(allclose(g, np.asarray(e, float), tol) for g, e in zip(got, expected,
+                                                                      strict=True))
+
+
+def check_range_test(lr_range_test: Callable, *, seeds: Sequence[int] = (0,),
+                     settings: Sequence[dict] = ({"min_lr": 1e-4, "max_lr": 10.0,
+                                                  "steps": 60},)) -> None:
+    part, name = PART_RANGE, _name(lr_range_test)
+    checks = 0
+    for seed in seeds:
+        for kw in settings:
+            where = f" (grader's MLP, seed {seed}, {kw})"
+            with _library_forbidden():
+                out = sandbox.call(lr_range_test, grader_train_step(seed), **kw)
+            _raise_if_failed(out, name, part, where)
+            got = _as_lists(out.value)
+            if isinstance(got, str):
+                fail(f"{name}: {got}.", "wrong-type").raise_for(*part)
+            expected = reference_range_test(seed, **kw)
+            if _same_run(got, expected, TOL64):
+                checks += 1
+                continue
+            for mistake, explain, flags in RANGE_MISTAKES:
+                variant = range_test_variant(grader_train_step(seed), **kw, **flags)
+                if _same_run(got, variant, TOL64):
+                    fail(f"{explain}{where}.", mistake).raise_for(*part)
+            for label, g, e in zip(("rates", "losses", "smoothed losses"), got, expected,
+                                   strict=True):
+                verdict = first_difference(g, e, TOL64, what=f"list of {label}", rows="step")
+                if not verdict.ok:
+                    fail(f"{verdict.message}{where}", verdict.mistake).raise_for(*part)
+    passed(part[0], checks)
+
+
+# -- 8.2 gradient accumulation -------------------------------------------------------------
+
+def _accum_setup(seed: int, sizes: Sequence[int]):
+    model = mlp(seed)
+    x, y = regression(seed, sum(sizes))
+    bounds = np.cumsum([0, *sizes])
+    micro = [(x[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    stale_x, stale_y = regression(seed + 500, 16)
+    F.mse_loss(model(stale_x), stale_y).backward()     # last step's gradients, still there
+    return model, micro, (x, y)
+
+
+def _grads(model) -> np.ndarray:
+    return torch.cat([p.grad.detach().reshape(-1) for p in model.parameters()]).numpy()
+
+
+def reference_accumulated(seed: int, sizes: Sequence[int]) -> tuple[np.ndarray, float, np.ndarray]:
+    """(∇ of the big batch's mean loss, that loss, the stale gradients left before)."""
+    model, _, (x, y) = _accum_setup(seed, sizes)
+    stale = _grads(model).copy()
+    model.zero_grad(set_to_none=True)
+    loss = F.mse_loss(model(x), y)
+    loss.backward()
+    return _grads(model), float(loss.detach()), stale
+
+
+def check_accumulation(accumulate_gradients: Callable, *, seeds: Sequence[int] = (0,),
+                       sizes: Sequence[Sequence[int]] = ((16, 16, 16),)) -> None:
+    part, name = PART_ACCUM, _name(accumulate_gradients)
+    checks = 0
+    for seed in seeds:
+        for split in sizes:
+            where = f" (micro-batches of sizes {list(split)}, seed {seed})"
+            model, micro, _ = _accum_setup(seed, split)
+            with _library_forbidden():
+                out = sandbox.call(accumulate_gradients, model, F.mse_loss, micro)
+            _raise_if_failed(out, name, part, where)
+            if any(p.grad is None for p in model.parameters()):
+                fail(f"after {name} some parameters have no gradient{where}: accumulate "
+                     "with backward() into p.grad.", "no-grad").raise_for(*part)
+            got = _grads(model)
+            expected, loss, stale = reference_accumulated(seed, split)
+            k = len(split)
+            known = {"no-zero-grad": (expected + stale, "the gradients of the previous step are "
+                     "still in p.grad: call optimizer.zero_grad() (or model.zero_grad()) before "
+                     "the first backward, since backward() adds to p.grad"),
+                     "no-rescale": (k * expected, f"your gradient is {k} times the big batch's: "
+                     "each backward() adds a full mean-loss gradient; scale each micro-batch's "
+                     "loss by n_i/N before backward()"),
+                     "no-rescale-no-zero-grad": (k * expected + stale, "the loss is not rescaled "
+                     "(the gradient is k times too large) and the old gradients were not zeroed "
+                     "first (call zero_grad() before accumulating)")}
+            if len(set(split)) > 1:
+                model2, micro2, _ = _accum_setup(seed, split)
+                model2.zero_grad(set_to_none=True)
+                for x, y in micro2:
+                    (F.mse_loss(model2(x), y) / k).backward()
+                known["divide-by-k"] = (_grads(model2), "dividing each micro-batch's loss by "
+                                        "k is right only when all micro-batches have the same "
+                                        "size; weight each by n_i/N (its share of the examples)")
+            if allclose(got, expected, TOL64):
+                value = out.value
+                if value is not None and not math.isclose(float(value), loss, rel_tol=1e-9):
+                    fail(f"{name} returned the loss {float(value):.10g}; the big batch's mean "
+                         f"loss is {loss:.10g}: return Σ_i (n_i/N)·L_i{where}.", "loss"
+                         ).raise_for(*part)
+                checks += 1
+                continue
+            for mistake, (variant, explain) in known.items():
+                if allclose(got, variant, TOL64):
+                    fail(f"{explain}{where}.", mistake).raise_for(*part)
+            verdict = first_difference(got, expected, TOL64, what="accumulated gradient")
+            fail(f"{verdict.message}{where}", verdict.mistake).raise_for(*part)
+    passed(part[0], checks)
+
+
+# -- 8.3 clipping by global norm -----------------------------------------------------------
+
+def _clip_setup(seed: int, scale: float):
+    model = mlp(seed)
+    x, y = regression(seed, 32)
+    F.mse_loss(model(x), y).backward()
+    params = list(model.parameters())
+    for p in params:
+        p.grad.mul_(scale)
+    frozen = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))   # a parameter, no grad
+    return [*params, frozen]
+
+
+def check_clipping(clip_grad_norm: Callable, *, seeds: Sequence[int] = (0,),
+                   cases: Sequence[tuple[float, float]] = ((5.0, 1.0), (0.1, 1.0))) -> None:
+    """``cases``: (gradient scale, max_norm) pairs, some above and some below the threshold."""
+    part, name = PART_CLIP, _name(clip_grad_norm)
+    tol = Tolerance(rtol=1e-5, atol=1e-12)
+    checks = 0
+    for seed in seeds:
+        for scale, max_norm in cases:
+            params = _clip_setup(seed, scale)
+            ref = _clip_setup(seed, scale)
+            before = [p.detach().clone() for p in params]
+            norm = float(torch.nn.utils.clip_grad_norm_(ref, max_norm))
+            where = f" (gradient norm {norm:.4g}, max_norm {max_norm}, seed {seed})"
+            with _library_forbidden():
+                out = sandbox.call(clip_grad_norm, params, max_norm)
+            _raise_if_failed(out, name, part, where)
+            if any(not torch.equal(b, p.detach()) for b, p in zip(before, params, strict=True)):
+                fail(f"{name} changed the parameters themselves; clip only p.grad{where}.",
+                     "mutates-params").raise_for(*part)
+            if params[-1].grad is not None:
+                fail(f"{name} gave a gradient to a parameter that had none{where}: skip "
+                     "parameters whose .grad is None.", "grad-none").raise_for(*part)
+            got = np.concatenate([p.grad.reshape(-1).numpy() for p in params[:-1]])
+            expected = np.concatenate([p.grad.reshape(-1).numpy() for p in ref[:-1]])
+            raw = np.concatenate([g.reshape(-1).numpy() for g in
+                                  (p.grad for p in _clip_setup(seed, scale)[:-1])])
+            if not allclose(got, expected, tol):
+                per_tensor = np.concatenate([
+                    (p.grad * min(1.0, max_norm / float(p.grad.norm()))).reshape(-1).numpy()
+                    for p in _clip_setup(seed, scale)[:-1]])
+                if allclose(got, per_tensor, tol):
+                    fail("you clip each tensor by its own norm; clipping by *global* norm "
+                         "scales every gradient by the same factor min(1, c/‖g‖), with ‖g‖ the "
+                         f"norm of all gradients concatenated{where}.", "per-tensor"
+                         ).raise_for(*part)
+                if allclose(got, raw * max_norm / np.linalg.norm(raw), tol):
+                    fail("you rescale the gradient to norm c even when it is smaller: the "
+                         f"factor is min(1, c/‖g‖), so small gradients are left alone{where}.",
+                         "scales-up").raise_for(*part)
+                verdict = first_difference(got, expected, tol, what="clipped gradient")
+                fail(f"{verdict.message}{where}", verdict.mistake).raise_for(*part)
+            try:
+                returned = float(out.value)
+            except (TypeError, ValueError):
+                returned = math.nan
+            if not math.isclose(returned, norm, rel_tol=1e-6):
+                hint = (" (that is the norm after clipping)" if math.isclose(
+                    returned, min(norm, max_norm), rel_tol=1e-4) else "")
+                fail(f"{name} returned {out.value!r}{hint}; return the global norm ‖g‖ "
+                     f"*before* clipping, {norm:.6g}, as clip_grad_norm_ does{where}.",
+                     "returned-norm").raise_for(*part)
+            checks += 1
+    passed(part[0], checks)
+
+
+# -- 8.4 a mixed-precision step ------------------------------------------------------------
+
+def amp_setting(device: torch.device):
+    """(autocast dtype, a fresh GradScaler): fp16 + scaling on CUDA, bf16 without it else."""
+    if device.type == "cuda":
+        return torch.float16, torch.amp.GradScaler("cuda")
+    return torch.bfloat16, torch.amp.GradScaler(device.type, enabled=False)
+
+
+def reference_amp_step(model, optimizer, scaler, x, y, *, dtype) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=x.device.type, dtype=dtype,
+                        enabled=dtype != torch.float32):      # float32: the run without AMP
+        loss = F.mse_loss(model(x), y)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def _amp_setup(seed: int, device, *, autocast: bool = True):
+    """The grader's float32 MLP, data, SGD and scaler; ``autocast=False``: the fp32 run."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = mlp(seed, torch.float32, width=64).to(device)
+    x, y = (t.float().to(device) for t in regression(seed, 256))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    dtype, scaler = amp_setting(device)
+    if not autocast:
+        dtype, scaler = torch.float32, torch.amp.GradScaler(device.type, enabled=False)
+    return model, optimizer, scaler, x, y, dtype
+
+
+def _amp_run(step: Callable, setup, steps: int) -> list[float]:
+    model, optimizer, scaler, x, y, dtype = setup
+    return [float(step(model, optimizer, scaler, x, y, dtype=dtype)) for _ in range(steps)]
+
+
+def amp_losses(step: Callable, seed: int, steps: int, *, device=None,
+               autocast: bool = True) -> list[float]:
+    """Trusted: the loss curve of ``step`` on the grader's run (for the reference)."""
+    device = torch.device(device) if device else best_device()
+    return _amp_run(step, _amp_setup(seed, device, autocast=autocast), steps)
+
+
+def check_amp(amp_step: Callable, *, seeds: Sequence[int] = (0,), steps: int = 30) -> None:
+    part, name = PART_AMP, _name(amp_step)
+    device = best_device()
+    tol = TOLERANCE[device.type]
+    for seed in seeds:
+        where = f" (seed {seed}, {device.type}, {amp_setting(device)[0]})"
+        with _library_forbidden():
+            out = sandbox.call(_amp_run, amp_step, _amp_setup(seed, device), steps)
+        _raise_if_failed(out, name, part, where)
+        got = np.asarray(out.value, float)
+        expected = np.asarray(amp_losses(reference_amp_step, seed, steps, device=device))
+        rel = np.abs(got - expected) / np.abs(expected)
+        if not (rel <= tol).all():
+            fp32 = np.asarray(amp_losses(reference_amp_step, seed, steps, device=device,
+                                         autocast=False))
+            if np.allclose(got, fp32, rtol=tol, atol=0):
+                fail("your losses are the float32 run's: the forward pass and the loss must run "
+                     "under `torch.autocast(device_type=x.device.type, dtype=dtype)`" + where
+                     + ".", "no-autocast").raise_for(*part)
+            t = int(np.argmax(rel > tol))
+            fail(f"the loss at step {t} is {got[t]:.6g}, the reference's {expected[t]:.6g} "
+                 f"(relative {rel[t]:.1e} > {tol:g}): zero the gradients, run the forward pass "
+                 "and the loss under autocast, then scaler.scale(loss).backward(), "
+                 f"scaler.step(optimizer), scaler.update(){where}.", "curve").raise_for(*part)
+    passed(part[0], len(seeds) * steps)
+
+
+# -- 8.5 the training loop with planted bugs -------------------------------------------------
+
+BUGS = {
+    "lr": "the learning rate is 5.0 instead of 0.05: the loss explodes within a few steps",
+    "zero_grad": "optimizer.zero_grad() is missing: each step adds the new gradient to all "
+                 "the old ones",
+    "scheduler": "the scheduler is stepped once per epoch instead of once per optimizer step: "
+                 "the cosine decays over epochs × batches steps and must be stepped after "
+                 "every optimizer.step()",
+    "nan": "the corrupted examples (non-finite features) are not removed: one NaN in a batch "
+           "makes the loss and every parameter NaN",
+}
+
+
+def debug_data(seed: int, n: int = 200, bad: int = 3):
+    """The grader's data: a regression set with ``bad`` rows whose features are NaN or inf."""
+    x, y = regression(seed, n, torch.float64)
+    rows = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7))[:bad]
+    x[rows[0], 1] = float("nan")
+    for r in rows[1:]:
+        x[r, 0] = float("inf")
+    return x, y
+
+
+def reference_loop(model, x, y, *, epochs=4, batch_size=32, planted=frozenset()):
+    """The loop as its docstring specifies (``planted``: the bugs left in, by name)."""
+    if "nan" not in planted:
+        keep = torch.isfinite(x).all(dim=1)
+        x, y = x[keep], y[keep]
+    batches = math.ceil(len(x) / batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=5.0 if "lr" in planted else 0.05,
+                                momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * batches)
+    losses = []
+    for _ in range(epochs):
+        for i in range(0, len(x), batch_size):
+            if "zero_grad" not in planted:
+                optimizer.zero_grad()
+            loss = F.mse_loss(model(x[i:i + batch_size]), y[i:i + batch_size])
+            loss.backward()
+            optimizer.step()
+            if "scheduler" not in planted:
+                scheduler.step()
+            losses.append(loss.item())
+        if "scheduler" in planted:
+            scheduler.step()
+    return losses
+
+
+def _loop_run(loop: Callable, seed: int, device, **kw) -> list[float]:
+    model = mlp(seed).to(device)
+    x, y = (t.to(device) for t in debug_data(seed))
+    return [float(v) for v in loop(model, x, y, **kw)]
+
+
+def judge_loop(got: sandbox.Outcome, seed: int, device, kw: dict) -> Verdict:
+    tol = TOLERANCE[device.type]
+    expected = np.asarray(_loop_run(reference_loop, seed, device, **kw))
+    mine = np.asarray(got.value, float)
+    if mine.shape == expected.shape and np.all(
+            np.abs(mine - expected) <= tol * np.abs(expected)):
+        return PASS
+    left = []
+    for bug in BUGS:
+        variant = np.asarray(_loop_run(reference_loop, seed, device, **kw, planted={bug}))
+        if variant.shape == mine.shape and np.allclose(mine, variant, rtol=tol, atol=0,
+                                                       equal_nan=True):
+            left.append(bug)
+    if not left:
+        for bug in BUGS:      # two bugs left: which single fix brings the run closer?
+            rest = set(BUGS) - {bug}
+            for other in rest:
+                variant = np.asarray(_loop_run(reference_loop, seed, device, **kw,
+                                               planted={bug, other}))
+                if variant.shape == mine.shape and np.allclose(mine, variant, rtol=tol, atol=0,
+                                                               equal_nan=True):
+                    left = [bug, other]
+                    break
+            if left:
+                break
+    if left:
+        return fail("a planted bug is still there: " + "; ".join(BUGS[b] for b in left) + ".",
+                    "bug-" + "-".join(left))
+    if mine.shape != expected.shape:
+        return fail(f"your loop recorded {mine.size} losses, the reference {expected.size}: "
+                    "one loss per optimizer step, every epoch.", "shape")
+    t = int(np.argmax(~(np.abs(mine - expected) <= tol * np.abs(expected))))
+    return fail(f"the loss at step {t} is {mine[t]:.6g}, the fixed loop's is {expected[t]:.6g} "
+                f"(relative tolerance {tol:g} on {device.type}).", "curve")
+
+
+def check_loop(train_loop: Callable, *, seeds: Sequence[int] = (0,),
+               settings: Sequence[dict] = ({"epochs": 4, "batch_size": 32},)) -> None:
+    part, name = PART_DEBUG, _name(train_loop)
+    device = best_device()
+    for seed in seeds:
+        for kw in settings:
+            with _library_forbidden(), _optimizers_allowed():
+                out = sandbox.call(_loop_run, train_loop, seed, device, **kw)
+            _raise_if_failed(out, name, part, f" (seed {seed}, {kw})")
+            judge_loop(out, seed, device, kw).raise_for(*part)
+    passed(part[0], len(seeds) * len(settings))
+
+
+__all__ = ["check_range_test", "check_accumulation", "check_clipping", "check_amp",
+           "check_loop", "reference_loop", "range_test_variant", "reference_range_test",
+           "grader_train_step", "amp_losses", "reference_amp_step", "debug_data", "BUGS"]
