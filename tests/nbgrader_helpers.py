@@ -1,5 +1,10 @@
 """Run the nbgrader pipeline on a temporary copy of the course, for the grading tests.
 
+``Course`` is the one nbgrader course the round trip (``test_nbgrader_roundtrip.py``) grades
+all assignments in; the in-process runners (``run_in_process``, ``run_from``) and
+``check_mistake`` serve the per-assignment corpus tests (``test_grading.py``,
+``test_exercise_NN.py``).
+
 A course directory is ``nbgrader_config.py`` plus ``solutions/`` copied into a temporary
 folder; every nbgrader command runs there, with the project's virtual environment first on
 PATH (nbgrader calls ``alembic`` and ``jupyter`` by name) and ``OMP_NUM_THREADS=1`` as the
@@ -18,7 +23,9 @@ The mistake corpus lives in ``tests/submissions/<assignment>/<mistake>.cell``: a
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +37,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SUBMISSIONS = Path(__file__).parent / "submissions"
-ASSIGNMENTS = ("01-problem", "02-gradient-descent")
+ALL_ASSIGNMENTS = ("01-problem", "02-gradient-descent", "03-sgd", "04-momentum", "05-adaptive",
+                   "06-schedules", "07-implementation", "08-practice")
 
 
 def env() -> dict[str, str]:
@@ -38,7 +46,7 @@ def env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 
-def make_course(tmp: Path, assignments=ASSIGNMENTS) -> Path:
+def make_course(tmp: Path, assignments=ALL_ASSIGNMENTS) -> Path:
     """A fresh course directory under ``tmp`` with the given source assignments."""
     course = tmp / "course"
     course.mkdir()
@@ -58,6 +66,11 @@ def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Complet
 
 def notebook_path(base: Path, assignment: str) -> Path:
     return base / assignment / f"{assignment}.ipynb"
+
+
+def source(assignment: str):
+    """The source (solution) notebook of an assignment, as committed."""
+    return nbformat.read(str(notebook_path(ROOT / "solutions", assignment)), 4)
 
 
 def submit(course: Path, student: str, assignment: str, nb) -> Path:
@@ -132,12 +145,37 @@ def run_in_process(nb) -> dict[str, str | None]:
     this predicts the autograded score without the cost of a kernel (~3 s each here); the
     nbgrader round trip checks that prediction on a few submissions.
     """
+    return _execute(nb)
+
+
+def run_from(nb, first_answer: str | None = None) -> dict[str, str | None]:
+    """Like ``run_in_process``, with ``NBGRADER_EXECUTION`` set as nbgrader sets it (the
+    notebooks skip their exploration cells); grade cells above ``first_answer`` are skipped
+    (reported as passing, which the solution run checks): code runs top to bottom, so their
+    result cannot change."""
+    saved = os.environ.get("NBGRADER_EXECUTION")
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    try:
+        return _execute(nb, first_answer)
+    finally:
+        if saved is None:
+            os.environ.pop("NBGRADER_EXECUTION", None)
+        else:
+            os.environ["NBGRADER_EXECUTION"] = saved
+
+
+def _execute(nb, first_answer: str | None = None) -> dict[str, str | None]:
     namespace: dict = {"__name__": "__main__"}
     results: dict[str, str | None] = {}
+    reached = first_answer is None
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         meta = cell.metadata.get("nbgrader", {})
+        reached = reached or meta.get("grade_id") == first_answer
+        if meta.get("grade") and not reached:
+            results[meta["grade_id"]] = None
+            continue
         try:
             exec(compile(cell.source, f"<cell {meta.get('grade_id')}>", "exec"), namespace)
             error = None
@@ -146,3 +184,68 @@ def run_in_process(nb) -> dict[str, str | None]:
         if meta.get("grade"):
             results[meta["grade_id"]] = error
     return results
+
+
+def check_mistake(mistake: Mistake, *, from_answer: bool = True) -> None:
+    """In process: the submission fails exactly the grade cells its header lists, each with
+    the header's feedback text in a ``CheckFailed: [Part …`` message. ``from_answer``: run it
+    with ``run_from`` from the replaced answer cell on, else every cell with ``run_in_process``.
+    """
+    nb = mistake.notebook()
+    results = run_from(nb, mistake.cell) if from_answer else run_in_process(nb)
+    failed = {k for k, err in results.items() if err}
+    assert failed == set(mistake.loses), results
+    for part in mistake.loses:
+        assert mistake.feedback in results[part], results[part]
+        assert results[part].startswith("CheckFailed: [Part "), results[part]
+
+
+def hidden_lines(assignment: str) -> list[str]:
+    """Every non-blank line inside a hidden-test region of the source notebook, except lines
+    the released notebook shows anyway (07 repeats a visible check among its hidden ones)."""
+    hidden = []
+    for cell in source(assignment).cells:
+        for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS",
+                                 cell.source, re.S):
+            hidden += [line.strip() for line in region.splitlines() if line.strip()]
+    visible = {line.strip() for cell in source(assignment).cells
+               if cell.metadata.get("nbgrader", {}).get("grade")     # the test cells
+               for line in re.sub(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS", "",
+                                  cell.source, flags=re.S).splitlines()}
+    return [line for line in hidden if line not in visible]
+
+
+def comparable(nb) -> list:
+    """A notebook's cells without volatile fields (outputs are empty in both)."""
+    return [(c.cell_type, c.source, json.dumps(c.metadata.get("nbgrader", {}), sort_keys=True))
+            for c in nb.cells]
+
+
+class Course:
+    """One temporary nbgrader course holding every assignment, graded lazily.
+
+    ``solutions/`` of all assignments is copied once; the first ``grade(assignment, ...)``
+    releases that assignment (``generate_assignment``), submits the students given (name →
+    notebook; ``blank`` is added as the released notebook, as downloaded) and runs one
+    ``autograde`` and one ``generate_feedback`` for all of them. Later calls return the
+    cached ``{student: {grade_id: score}}``. Lazy, so a run that deselects an assignment
+    (``-m "not slow"``, ``-k``) does not pay for its kernels.
+    """
+
+    def __init__(self, tmp: Path, assignments=ALL_ASSIGNMENTS):
+        self.path = make_course(tmp, assignments)
+        self._scores: dict[str, dict[str, dict[str, float]]] = {}
+
+    def grade(self, assignment: str, students) -> dict[str, dict[str, float]]:
+        if assignment not in self._scores:
+            nbgrader(self.path, "generate_assignment", assignment, "--force")
+            released = nbformat.read(str(notebook_path(self.path / "exercises", assignment)), 4)
+            for student, nb in {**students(), "blank": released}.items():
+                submit(self.path, student, assignment, nb)
+            nbgrader(self.path, "autograde", assignment, "--force")
+            nbgrader(self.path, "generate_feedback", assignment, "--force")
+            self._scores[assignment] = cell_scores(self.path, assignment)
+        return self._scores[assignment]
+
+    def feedback(self, student: str, assignment: str) -> str:
+        return (self.path / "feedback" / student / assignment / f"{assignment}.html").read_text()

@@ -1,5 +1,8 @@
-"""Assignment 04-momentum: the mistake corpus and the nbgrader round trip (see
-exercise_helpers), and the references its checks use, against the library and torch.optim."""
+"""Assignment 04-momentum: the references its checks use, against the library and torch.optim.
+
+The notebook and its mistake corpus run in process in ``test_grading.py``, the nbgrader round
+trip in ``test_nbgrader_roundtrip.py`` (both for every assignment).
+"""
 
 from __future__ import annotations
 
@@ -8,30 +11,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from exercise_helpers import (
-    build_course,
-    check_mistake,
-    check_release,
-    check_scores,
-    check_validate,
-    run_from,
-    source,
-)
-from feedback_html import check_feedback_html
-from nbgrader_helpers import corpus
 
 import descent.rules as rules
 from descent import grading
 from descent.grading.assignments import a04_momentum as a04
 from descent.grading.rules import RuleCase, iterates
 from descent.rates import optimal_heavy_ball
-
-ASSIGNMENT = "04-momentum"
-MISTAKES = corpus(ASSIGNMENT)
-# Through a real kernel as well (~5-10 s each on this busy machine): the old-buffer Nesterov,
-# whose diagnosis the feedback must show. The whole corpus runs in process below.
-ROUNDTRIP = ("nag-old-buffer",)
-
 
 # -- the references of the checks -----------------------------------------------------------
 
@@ -96,32 +81,3 @@ def test_optimizer_run_diagnoses_a_lost_buffer():
         a04.check_optimizer(Forgetful)
 
 
-# -- the notebook: in process, then through nbgrader ------------------------------------------
-
-def test_solution_passes_every_grade_cell():
-    results = run_from(source(ASSIGNMENT))
-    assert results == {k: None for k in results}
-
-
-@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: m.name)
-def test_mistake_breaks_exactly_its_part_and_is_named(mistake):
-    check_mistake(mistake)
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    mistakes = [m for m in MISTAKES if m.name in ROUNDTRIP]
-    return build_course(tmp_path_factory.mktemp("nbgrader"), ASSIGNMENT, mistakes), mistakes
-
-
-def test_released_notebook_is_regenerated_and_leaks_nothing(course):
-    check_release(course[0], ASSIGNMENT)
-
-
-def test_validate_passes_solutions_and_fails_every_test_of_the_blank(course):
-    check_validate(course[0], ASSIGNMENT)
-
-
-def test_autograde_gives_full_zero_and_exact_points_with_named_feedback(course):
-    check_scores(course[0], ASSIGNMENT, course[1])
-    check_feedback_html(course[0], ASSIGNMENT, course[1])

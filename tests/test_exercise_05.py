@@ -1,9 +1,11 @@
-"""Assignment 05-adaptive: its checks' references, the mistake corpus, the nbgrader round trip.
+"""Assignment 05-adaptive: its checks' references and diagnoses.
 
 The references the checks add to the catalogue (AdaGrad's variants, the ablation's Adam with
 switches, the grader's Adam/AdamW on the notebook's state) are compared with
 ``descent.rules`` and ``torch.optim``; the worked AdamW step is recomputed with
-``torch.optim.AdamW``. See ``exercise_helpers`` for what the corpus and round trip check.
+``torch.optim.AdamW``. The notebook and its mistake corpus run in process in
+``test_grading.py``, the nbgrader round trip in ``test_nbgrader_roundtrip.py`` (both for
+every assignment).
 """
 
 from __future__ import annotations
@@ -11,17 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from exercise_helpers import (
-    build_course,
-    check_feedback,
-    check_mistake,
-    check_release,
-    check_scores,
-    check_validate,
-    run_from,
-    source,
-)
-from nbgrader_helpers import corpus
+from nbgrader_helpers import corpus, run_from
 
 import descent.rules as rules
 from descent import grading
@@ -30,8 +22,6 @@ from descent.grading.catalogue import adam_init_variant
 
 ASSIGNMENT = "05-adaptive"
 MISTAKES = corpus(ASSIGNMENT)
-# Through a real kernel (5-15 s each here, so one; the whole corpus runs in-process above).
-ROUNDTRIP = ("adam-no-bias-correction",)
 
 
 # -- the references of the checks -----------------------------------------------------------
@@ -115,35 +105,4 @@ def test_delegated_training_optimizer_earns_nothing():
         a05.check_training(Delegating)
 
 
-# -- the notebook and the mistake corpus (in this process) -----------------------------------
-
-def test_solution_passes_every_grade_cell():
-    results = run_from(source(ASSIGNMENT))
-    assert results == {k: None for k in results} and len(results) == 6
-
-
-@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: m.name)
-def test_mistake_breaks_exactly_its_part_and_is_named(mistake):
-    check_mistake(mistake)
-
-
-# -- nbgrader, through real kernels ----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    chosen = [m for m in MISTAKES if m.name in ROUNDTRIP]
-    return build_course(tmp_path_factory.mktemp("nbgrader05"), ASSIGNMENT, chosen), chosen
-
-
-def test_release_is_committed_and_leaks_nothing(course):
-    check_release(course[0], ASSIGNMENT)
-
-
-def test_validate_passes_on_solution_and_fails_every_test_on_blank(course):
-    check_validate(course[0], ASSIGNMENT)
-
-
-def test_autograde_scores_and_feedback(course):
-    check_scores(course[0], ASSIGNMENT, course[1])
-    check_feedback(course[0], ASSIGNMENT, course[1])
 

@@ -1,9 +1,10 @@
-"""Assignment 06-schedules: its references, the SGDR diagnosis, the corpus, the round trip.
+"""Assignment 06-schedules: its references, the SGDR diagnosis, the grading of the loop.
 
 The references are ``descent.schedules`` (each tested against ``torch.optim.lr_scheduler`` in
 ``test_schedules.py``); here they are checked once more against torch at the boundaries the
 assignment grades, and the grader's training loop against a loop driven by torch's own
-scheduler. See ``exercise_helpers`` for what the corpus and round trip check.
+scheduler. The notebook and its mistake corpus run in process in ``test_grading.py``, the
+nbgrader round trip in ``test_nbgrader_roundtrip.py`` (both for every assignment).
 """
 
 from __future__ import annotations
@@ -12,17 +13,7 @@ import math
 
 import pytest
 import torch
-from exercise_helpers import (
-    build_course,
-    check_feedback,
-    check_mistake,
-    check_release,
-    check_scores,
-    check_validate,
-    run_from,
-    source,
-)
-from nbgrader_helpers import corpus
+from nbgrader_helpers import corpus, run_from
 
 from descent import grading
 from descent.grading import training
@@ -30,8 +21,6 @@ from descent.grading.assignments import a06_schedules as a06
 
 ASSIGNMENT = "06-schedules"
 MISTAKES = corpus(ASSIGNMENT)
-# Through a real kernel (5-15 s each here, so one; the whole corpus runs in-process above).
-ROUNDTRIP = ("sgdr-restart-strict",)
 
 
 def _torch_lrs(make_scheduler, steps: int, lr: float) -> list[float]:
@@ -110,34 +99,4 @@ def test_training_check_with_a_wrong_schedule_grades_the_loop_alone():
     assert results["test-train"] is None and results["test-warmup-cosine"]
 
 
-# -- the notebook and the mistake corpus (in this process) -----------------------------------
 
-def test_solution_passes_every_grade_cell():
-    results = run_from(source(ASSIGNMENT))
-    assert results == {k: None for k in results} and len(results) == 5
-
-
-@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: m.name)
-def test_mistake_breaks_exactly_its_part_and_is_named(mistake):
-    check_mistake(mistake)
-
-
-# -- nbgrader, through real kernels ----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    chosen = [m for m in MISTAKES if m.name in ROUNDTRIP]
-    return build_course(tmp_path_factory.mktemp("nbgrader06"), ASSIGNMENT, chosen), chosen
-
-
-def test_release_is_committed_and_leaks_nothing(course):
-    check_release(course[0], ASSIGNMENT)
-
-
-def test_validate_passes_on_solution_and_fails_every_test_on_blank(course):
-    check_validate(course[0], ASSIGNMENT)
-
-
-def test_autograde_scores_and_feedback(course):
-    check_scores(course[0], ASSIGNMENT, course[1])
-    check_feedback(course[0], ASSIGNMENT, course[1])

@@ -1,160 +1,164 @@
-"""The nbgrader round trip on a temporary course: release, validate, autograde, feedback.
+"""The nbgrader round trip of every assignment, on one temporary course: release, validate,
+autograde, feedback.
 
-One course directory per test module (building it is the expensive part): both assignments
-are released with ``generate_assignment --force``; then, per assignment, these students
-submit: ``solution`` (the source notebook), ``blank`` (the released notebook, as
-downloaded), ``deleted`` (the solution with a grade cell deleted) and a few entries of the
-mistake corpus (``tests/submissions``; the whole corpus runs in-process in
-``test_grading.py``, a kernel per submission costs ~3 s here). One ``autograde`` and one
-``generate_feedback`` call per assignment grade them all. The last test walks the
-instructor commands of ``make/instructor.mk`` over the sample class.
+One course directory for the session (building it is the expensive part), holding all
+assignments; each is released with ``generate_assignment --force`` and graded by one
+``autograde`` and one ``generate_feedback`` call, the first time a test needs it. These
+students submit: ``solution`` (the source notebook), ``blank`` (the released notebook, as
+downloaded), ``deleted`` (01 and 02: the solution with a grade cell deleted) and a few
+entries of the mistake corpus (``tests/submissions``; the whole corpus runs in-process in
+``test_grading.py``, a kernel per submission costs ~3-10 s here). 07 and 08 are marked
+``slow`` (their kernels are); a run that deselects them never grades them.
+The last test walks the instructor commands of ``make/instructor.mk`` over the sample class.
 """
 
 from __future__ import annotations
 
 import json
-import re
 
 import nbformat
 import pytest
 from nbgrader_helpers import (
-    ASSIGNMENTS,
+    ALL_ASSIGNMENTS,
     ROOT,
-    cell_scores,
+    Course,
+    comparable,
     corpus,
-    make_course,
+    hidden_lines,
     max_scores,
     nbgrader,
     notebook_path,
-    submit,
+    source,
 )
 
-# Through real kernels: one diagnosis, one in-place/aliasing and one correct rewrite each.
+# Through real kernels: 01 and 02 one diagnosis, one in-place/aliasing and one correct rewrite
+# each; the later assignments one diagnosis each (the feedback must show it).
 ROUNDTRIP = {"01-problem": ("grad-no-factor-2", "numgrad-mutates-x", "correct-rewritten"),
              "02-gradient-descent": ("step-delegates-torch", "run-aliasing",
-                                     "correct-step-copy")}
-MISTAKES = [m for a in ASSIGNMENTS for m in corpus(a) if m.name in ROUNDTRIP[a]]
+                                     "correct-step-copy"),
+             "03-sgd": ("train-in-place",),
+             "04-momentum": ("nag-old-buffer",),
+             "05-adaptive": ("adam-no-bias-correction",),
+             "06-schedules": ("sgdr-restart-strict",),
+             "07-implementation": ("decay-coupled",),
+             "08-practice": ("accum-no-zero-grad",)}
 DELETED = {"01-problem": "test-grad", "02-gradient-descent": "test-run"}
+# Hidden-test text that must show neither in the released notebook nor in any feedback.
+HIDDEN_MARKERS = {"07-implementation": ("seeds=[3, 4]",), "08-practice": ("seeds=[6, 7]",)}
+SLOW = ("07-implementation", "08-practice")      # their kernels are the slowest
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    course = make_course(tmp_path_factory.mktemp("nbgrader"))
-    for assignment in ASSIGNMENTS:
-        nbgrader(course, "generate_assignment", assignment, "--force")
-        source = nbformat.read(str(notebook_path(course / "solutions", assignment)), 4)
-        released = nbformat.read(str(notebook_path(course / "exercises", assignment)), 4)
-        submit(course, "solution", assignment, source)
-        submit(course, "blank", assignment, released)
-        for mistake in MISTAKES:
-            if mistake.assignment == assignment:
-                submit(course, mistake.name, assignment, mistake.notebook())
-        source.cells = [c for c in source.cells
-                        if c.metadata.get("nbgrader", {}).get("grade_id") != DELETED[assignment]]
-        submit(course, "deleted", assignment, source)
-        nbgrader(course, "autograde", assignment, "--force")
-        nbgrader(course, "generate_feedback", assignment, "--force")
-    return course
+def _param(assignment, value=None):
+    marks = (pytest.mark.slow,) if assignment in SLOW else ()
+    return pytest.param(assignment if value is None else value, marks=marks,
+                        id=assignment if value is None else f"{assignment}/{value.name}")
 
 
-@pytest.fixture(scope="module")
-def scores(course):
-    return {a: cell_scores(course, a) for a in ASSIGNMENTS}
+ASSIGNMENT_PARAMS = [_param(a) for a in ALL_ASSIGNMENTS]
+MISTAKES = [m for a in ALL_ASSIGNMENTS for m in corpus(a) if m.name in ROUNDTRIP[a]]
+MISTAKE_PARAMS = [_param(m.assignment, m) for m in MISTAKES]
+
+
+def students(assignment: str) -> dict:
+    """The submissions (besides the blank) of an assignment: name → notebook."""
+    out = {"solution": source(assignment)}
+    out.update((m.name, m.notebook()) for m in MISTAKES if m.assignment == assignment)
+    if assignment in DELETED:
+        nb = source(assignment)
+        nb.cells = [c for c in nb.cells
+                    if c.metadata.get("nbgrader", {}).get("grade_id") != DELETED[assignment]]
+        out["deleted"] = nb
+    return out
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory) -> Course:
+    return Course(tmp_path_factory.mktemp("nbgrader"))
+
+
+def scores(course: Course, assignment: str) -> dict[str, dict[str, float]]:
+    return course.grade(assignment, lambda: students(assignment))
 
 
 def points(assignment: str) -> dict[str, float]:
-    return max_scores(nbformat.read(str(notebook_path(ROOT / "solutions", assignment)), 4))
+    return max_scores(source(assignment))        # the autograded (code) grade cells
 
 
-def feedback(course, student: str, assignment: str) -> str:
-    path = course / "feedback" / student / assignment / f"{assignment}.html"
-    return path.read_text()
-
-
-def hidden_lines(assignment: str) -> list[str]:
-    """Every non-blank line inside a hidden-test region of the source notebook."""
-    nb = nbformat.read(str(notebook_path(ROOT / "solutions", assignment)), 4)
-    lines = []
-    for cell in nb.cells:
-        for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS",
-                                 cell.source, re.S):
-            lines += [line.strip() for line in region.splitlines() if line.strip()]
-    return lines
-
-
-def comparable(nb) -> list:
-    """A notebook's cells without volatile fields (outputs are empty in both)."""
-    return [(c.cell_type, c.source, json.dumps(c.metadata.get("nbgrader", {}), sort_keys=True))
-            for c in nb.cells]
-
-
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", ASSIGNMENT_PARAMS)
 def test_committed_exercises_equal_regenerated(course, assignment):
-    committed = nbformat.read(str(notebook_path(ROOT / "exercises", assignment)), 4)
-    regenerated = nbformat.read(str(notebook_path(course / "exercises", assignment)), 4)
-    assert comparable(committed) == comparable(regenerated), (
+    scores(course, assignment)                   # released (and graded) on first use
+    committed = notebook_path(ROOT / "exercises", assignment)
+    regenerated = notebook_path(course.path / "exercises", assignment)
+    assert comparable(nbformat.read(str(committed), 4)) == comparable(
+        nbformat.read(str(regenerated), 4)), (
         f"exercises/{assignment} drifted from solutions/: run `make release "
         f"ASSIGNMENT={assignment}`")
-    committed_files = sorted(p.name for p in (ROOT / "exercises" / assignment).iterdir())
-    assert committed_files == sorted(p.name for p in (course / "exercises" / assignment).iterdir())
+    committed_files = sorted(p.name for p in committed.parent.iterdir())
+    assert committed_files == sorted(p.name for p in regenerated.parent.iterdir())
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", ALL_ASSIGNMENTS)
 def test_exercises_leak_nothing(assignment):
     text = notebook_path(ROOT / "exercises", assignment).read_text()
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+                   *HIDDEN_MARKERS.get(assignment, ())):
         assert marker not in text
     for line in hidden_lines(assignment):
         assert json.dumps(line)[1:-1] not in text, f"hidden test leaked: {line}"
-    source = nbformat.read(str(notebook_path(ROOT / "solutions", assignment)), 4)
-    for cell in source.cells:
+    for cell in source(assignment).cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution") and cell.cell_type == "markdown":
             assert cell.source.splitlines()[0] not in text, "a written answer leaked"
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", ASSIGNMENT_PARAMS)
 def test_validate_passes_on_solutions_and_fails_every_test_on_blanks(course, assignment):
-    ok = nbgrader(course, "validate", str(notebook_path(course / "solutions", assignment)))
+    scores(course, assignment)
+    ok = nbgrader(course.path, "validate",
+                  str(notebook_path(course.path / "solutions", assignment)))
     assert "Success! Your notebook passes all the tests." in ok.stdout, ok.stdout
-    inverted = nbgrader(course, "validate", "--invert",
-                        str(notebook_path(course / "exercises", assignment)))
+    inverted = nbgrader(course.path, "validate", "--invert",
+                        str(notebook_path(course.path / "exercises", assignment)))
     assert "Success! The notebook does not pass any tests." in inverted.stdout, inverted.stdout
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_solution_scores_full_marks_and_blank_scores_zero(scores, assignment):
-    full = points(assignment)                  # the autograded (code) grade cells
-    autograded = {k: v for k, v in scores[assignment]["blank"].items() if k in full}
-    assert scores[assignment]["solution"] == full
-    assert autograded == {k: 0 for k in full}
+@pytest.mark.parametrize("assignment", ASSIGNMENT_PARAMS)
+def test_solution_scores_full_marks_and_blank_scores_zero(course, assignment):
+    full, got = points(assignment), scores(course, assignment)
+    assert got["solution"] == full
+    assert {k: v for k, v in got["blank"].items() if k in full} == {k: 0 for k in full}
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_a_deleted_grade_cell_is_restored_and_graded(scores, assignment):
+@pytest.mark.parametrize("assignment", DELETED)
+def test_a_deleted_grade_cell_is_restored_and_graded(course, assignment):
     full = points(assignment)
-    assert {k: v for k, v in scores[assignment]["deleted"].items() if k in full} == full
+    assert {k: v for k, v in scores(course, assignment)["deleted"].items() if k in full} == full
 
 
-@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: f"{m.assignment}/{m.name}")
-def test_mistake_loses_exactly_its_part(scores, mistake):
+@pytest.mark.parametrize("mistake", MISTAKE_PARAMS)
+def test_mistake_loses_exactly_its_part(course, mistake):
     full = points(mistake.assignment)
     expected = {k: (0 if k in mistake.loses else v) for k, v in full.items()}
-    got = scores[mistake.assignment][mistake.name]
+    got = scores(course, mistake.assignment)[mistake.name]
     assert {k: v for k, v in got.items() if k in full} == expected
 
 
-@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: f"{m.assignment}/{m.name}")
+@pytest.mark.parametrize("mistake", MISTAKE_PARAMS)
 def test_feedback_names_the_mistake_and_hides_hidden_tests(course, mistake):
-    html = feedback(course, mistake.name, mistake.assignment)
+    """The diagnosis is shown; hidden-test source and tracebacks are not. (The page's CSS
+    names pygments' "Generic.Traceback" class, so the marker is Python's traceback header.)"""
+    scores(course, mistake.assignment)
+    raw = course.feedback(mistake.name, mistake.assignment)
+    html = raw.replace("&#39;", "'").replace("&quot;", '"')
     if mistake.loses:
-        assert mistake.feedback in html.replace("&#39;", "'").replace("&quot;", '"'), \
-            f"feedback of {mistake.name} lacks {mistake.feedback!r}"
+        assert mistake.feedback in html, f"feedback of {mistake.name} lacks {mistake.feedback!r}"
         assert "CheckFailed" in html
     for line in hidden_lines(mistake.assignment):
-        assert line not in html, f"feedback shows hidden test source: {line}"
-    assert "BEGIN HIDDEN TESTS" not in html and "Cell In[" not in html
-    assert "most recent call last" not in html
+        assert line not in raw and line not in html, f"feedback shows hidden test source: {line}"
+    for marker in ("BEGIN HIDDEN TESTS", "Cell In[", "----> ",
+                   *HIDDEN_MARKERS.get(mistake.assignment, ())):
+        assert marker not in html
+    assert "Traceback (most recent call last)" not in html and "most recent call last" not in html
 
 
 def test_instructor_commands_grade_the_sample_class(tmp_path):
