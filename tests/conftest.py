@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"  # gitignored: screenshots, build logs, timings
@@ -57,3 +58,13 @@ def built_book(tmp_path_factory) -> BuiltBook:
         pytest.fail(f"the strict book build failed (exit {result.returncode}); "
                     f"last lines:\n{log[-4000:]}")
     return BuiltBook(out / "_build" / "html", seconds, log)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """These tensors have a few dozen entries: threads only add overhead (and torch's first
+    multi-threaded vector op in a process can differ, pytorch#188792). Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

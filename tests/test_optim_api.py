@@ -21,14 +21,7 @@ IDS = [spec.name for spec in SPECS]
 NUMPY_SPECS = [spec for spec in SPECS if spec.name != "Muon"]  # Muon is torch-only
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors have a few dozen entries: threads only add overhead (and torch's first
-    multi-threaded vector op in a process can differ, pytorch#188792). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rule_and_kwargs(spec, seed=0):

@@ -20,14 +20,7 @@ STEPS = 150
 IDS = [spec.name for spec in SPECS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors have a few dozen entries: threads only add overhead (and torch's first
-    multi-threaded vector op in a process can differ, pytorch#188792). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _twin_runs(spec, seed, dtype, steps=STEPS):

@@ -44,6 +44,11 @@ def best_device() -> torch.device:
     return torch.device("cpu")
 
 
+def graded_on_cuda(device: str) -> bool:
+    """True while nbgrader grades (``NBGRADER_EXECUTION``) on a CUDA device: runs grow there."""
+    return device == "cuda" and bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """The grader's run: seeds, sizes, device. ``graded_scale`` applies on CUDA when grading."""
@@ -57,7 +62,7 @@ class RunSpec:
 
     def resolved(self) -> RunSpec:
         device = self.device or best_device().type
-        if device == "cuda" and os.environ.get("NBGRADER_EXECUTION"):
+        if graded_on_cuda(device):
             return RunSpec(self.seed, self.steps * 4, self.width * 8, self.examples * 8,
                            self.features, device)
         return RunSpec(self.seed, self.steps, self.width, self.examples, self.features, device)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,7 +36,7 @@ from descent.grading.assignments._forbid import forbidding
 from descent.grading.compare import TOL32, TOL64, allclose, first_difference, scale_mistake
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.schedules import judge_schedule, run_schedule
-from descent.grading.training import TOLERANCE, best_device
+from descent.grading.training import TOLERANCE, best_device, graded_on_cuda
 
 PART_SAMPLER = ("3.1", "a shuffled epoch: each example exactly once, a new order each epoch")
 PART_VARIANCE = ("3.2", "the 1/B law, E‖ĝ_B − ḡ‖² = (σ²/B)·(N − B)/(N − 1)")
@@ -440,8 +439,7 @@ class LogRegRun:
 
     def resolved(self) -> LogRegRun:
         device = self.device or best_device().type
-        epochs = self.epochs * 4 if device == "cuda" and os.environ.get("NBGRADER_EXECUTION") \
-            else self.epochs
+        epochs = self.epochs * 4 if graded_on_cuda(device) else self.epochs
         return LogRegRun(self.seed, epochs, self.batch_size, self.lr0, self.tau, device)
 
 
