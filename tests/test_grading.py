@@ -21,11 +21,11 @@ import torch
 from nbgrader_helpers import (
     ALL_ASSIGNMENTS,
     ROOT,
+    assert_trusted_agrees,
     check_mistake,
     corpus,
     notebook_path,
-    run_from,
-    run_in_process,
+    run_and_replay,
     source,
 )
 
@@ -51,9 +51,12 @@ def in_solutions_folder():
 
 @pytest.mark.parametrize("assignment", ALL_ASSIGNMENTS)
 def test_solution_passes_every_grade_cell(assignment):
-    results = (run_from if assignment in FROM_ANSWER else run_in_process)(source(assignment))
+    results, trusted = run_and_replay(source(assignment), assignment,
+                                      as_graded=assignment in FROM_ANSWER)
     assert results and results == {k: None for k in results}, results
     assert len(results) == PARTS.get(assignment, len(results))
+    assert_trusted_agrees(results, trusted)
+    assert set(trusted.parts) == set(results)
 
 
 @pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: f"{m.assignment}/{m.name}")

@@ -31,18 +31,22 @@ not imported here).
 Untrusted code computes, trusted code compares
 ----------------------------------------------
 
-Every check is two halves, kept apart so that issue 5 can run the second half in a clean
-process that never ran student code:
+Every check is two halves:
 
 1. *untrusted* — ``run_rule``, ``run_function``, ``run_schedule``, ``run_training`` call the
    student's code on inputs the grader chose (:class:`RuleCase`, keyword inputs, a
    :class:`RunSpec`) and record plain data in an :class:`Outcome`: arrays, numbers, the error
-   message, the inputs changed in place, the references called;
+   message, the inputs changed in place, the references called, and what ``observe`` read
+   after the call (gradients left in ``p.grad``, what the grader's optimizer saw);
 2. *trusted* — ``judge_rule``, ``judge_function``, ``judge_schedule``, ``judge_training``
    recompute the reference from the same choice of inputs and return a :class:`Verdict`.
 
-``check_*`` = judge(run(...)).raise_for(part, equation). Today both halves run in the
-student's kernel, where the student's code could patch them; that is issue 5's to fix.
+``check_*`` = judge(run(...)).raise_for(part, equation). In the grading kernel both halves run
+next to the student's code, which could patch them; so every outcome is also written to a
+record (:mod:`descent.grading.tape`, when the kernel is given one), and the class grader
+(:mod:`descent.grading.classroom`) replays the source notebook's grade cells against that
+record in a clean process: that replay is the verdict, and a kernel that disagrees with it is
+flagged.
 
 One mistake costs one part: when a later part calls the student's earlier answers
 (``run_gd`` calls ``gd_step``), the check substitutes the grader's trusted versions for them
@@ -97,12 +101,15 @@ from descent.grading.rules import (  # noqa: E402
 )
 from descent.grading.sandbox import Outcome, call, forbid_references  # noqa: E402
 from descent.grading.schedules import check_schedule, judge_schedule, run_schedule  # noqa: E402
+from descent.grading.tape import activate_from_env  # noqa: E402
 from descent.grading.training import (  # noqa: E402
     RunSpec,
     check_training_run,
     judge_training,
     run_training,
 )
+
+activate_from_env()     # in a grading kernel given a record file: record every outcome
 
 __all__ = [
     "CheckFailed", "DelegationError", "Mistake", "Outcome", "RuleCase", "RuleSpec", "RunSpec",

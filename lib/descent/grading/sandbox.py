@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from descent.grading import tape
 from descent.grading.feedback import DelegationError, brief_exception
 
 _CALLED: list[str] = []   # names of references called while forbidden (survives a caught error)
@@ -119,6 +120,7 @@ class Outcome:
     error: str | None = None              # "TypeError: … (in gd_step, line 3)"
     delegated: list[str] = field(default_factory=list)
     mutated: list[str] = field(default_factory=list)   # names of inputs changed in place
+    observed: Any = None                  # what ``observe`` read after the call (plain data)
 
     @property
     def ok(self) -> bool:
@@ -170,14 +172,20 @@ def substitute(fn: Callable, replacements: dict[str, Callable] | None) -> Iterat
 
 
 def call(fn: Callable, *args, watch: dict[str, Any] | None = None,
-         trusted: dict[str, Callable] | None = None, **kwargs) -> Outcome:
+         trusted: dict[str, Callable] | None = None,
+         observe: Callable[[Any], Any] | None = None, **kwargs) -> Outcome:
     """Call student code with references forbidden; report errors and mutated inputs.
 
     ``watch`` names the inputs that must not change (e.g. ``{"param": θ, "grad": g}``);
     the call receives the very objects given in ``args``/``kwargs``, and after the call each
     watched object is compared with a snapshot taken before. ``trusted`` replaces the
-    student's earlier answers during the call (see :func:`substitute`).
+    student's earlier answers during the call (see :func:`substitute`). ``observe(value)``
+    reads, right after the call, the effects a check judges besides the returned value
+    (gradients left in ``p.grad``, what an optimizer recorded) as plain data into
+    ``Outcome.observed``: the record carries only plain data to the clean process.
     """
+    if tape.replaying():                  # the clean process: the kernel's record answers
+        return tape.replay(tape.site(2))
     before = {name: snapshot(obj) for name, obj in (watch or {}).items()}
     out = Outcome()
     # NumPy's overflow/invalid warnings are silenced: the verdict reports NaN/inf itself.
@@ -190,4 +198,10 @@ def call(fn: Callable, *args, watch: dict[str, Any] | None = None,
             out.error = brief_exception(err)
     out.delegated = called
     out.mutated = [name for name, obj in (watch or {}).items() if not same(before[name], obj)]
+    if observe is not None:
+        try:
+            out.observed = observe(out.value)
+        except Exception:                 # the student's objects broke what we read: nothing
+            out.observed = None
+    tape.record(tape.site(2), out)        # the grading kernel: plain data for the clean verdict
     return out

@@ -269,23 +269,28 @@ def check_training(train: Callable, warmup_cosine: Callable, *, seeds: Sequence[
     for seed in seeds:
         run = training.RunSpec(seed=seed, steps=steps).resolved()
         model, loss_fn, optimizer = _setup(run)
-        out = sandbox.call(train, model, loss_fn, optimizer, schedule, steps)
-        _judge_run(out, optimizer, run, lrs, ref_schedule, steps, name).raise_for(part,
-                                                                                 equation)
+        out = sandbox.call(train, model, loss_fn, optimizer, schedule, steps,
+                           observe=lambda _, opt=optimizer: {
+                               "lrs": [float(v) for v in opt.lrs],
+                               "losses": [float(v) for v in opt.losses]})
+        _judge_run(out, run, lrs, ref_schedule, steps, name).raise_for(part, equation)
     passed(part, len(seeds))
 
 
-def _judge_run(out, optimizer: RecordingSGD, run: training.RunSpec, given: list[float],
+def _judge_run(out, run: training.RunSpec, given: list[float],
                schedule: Callable[[int], float], steps: int, name: str) -> Verdict:
-    """Trusted: each step's lr against the values the loop was ``given``, then the recorded
-    loss curve against the reference loop driven by the reference ``schedule``."""
+    """Trusted: each step's lr (``out.observed``: what the grader's optimizer recorded)
+    against the values the loop was ``given``, then the recorded loss curve against the
+    reference loop driven by the reference ``schedule``."""
     where = f" (grader's run: seed {run.seed}, {steps} steps on {run.device})"
     if out.delegated:
         return fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, the "
                     "reference this part asks you to write.", "delegation")
     if out.error:
         return fail(f"{name} raised {out.error}{where}.", "exception")
-    lrs, mine = np.asarray(optimizer.lrs), np.asarray(optimizer.losses)
+    seen = out.observed if isinstance(out.observed, dict) else {}
+    lrs = np.asarray(seen.get("lrs", []), dtype=float)
+    mine = np.asarray(seen.get("losses", []), dtype=float)
     if len(lrs) != steps:
         return fail(f"{name} called optimizer.step() {len(lrs)} times; the run has {steps} "
                     f"steps, one optimizer.step() each{where}.", "step-count")

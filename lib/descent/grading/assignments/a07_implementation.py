@@ -82,16 +82,45 @@ def _name(cls) -> str:
     return getattr(cls, "__name__", "your class")
 
 
-def _not_a_subclass(cls, part) -> None:
-    """Subclassing torch's (or the library's) Adam/AdamW is delegation: say so plainly."""
+def _describe_class(cls) -> dict:
+    """Plain facts about the student's class: read in the grading kernel (through
+    :func:`sandbox.call`, so they are recorded for the clean verdict), judged by the checks."""
     from descent import optim
-    borrowed = [base for base in (torch.optim.AdamW, torch.optim.Adam, optim.AdamW, optim.Adam)
-                if inspect.isclass(cls) and issubclass(cls, base)]
-    if borrowed:
-        fail(f"no points for this part: {_name(cls)} subclasses "
-             f"{borrowed[0].__module__}.{borrowed[0].__qualname__}, the reference this "
-             "assignment asks you to write; subclass torch.optim.Optimizer.", "delegation"
-             ).raise_for(*part)
+    is_class = inspect.isclass(cls)
+    borrowed = [f"{base.__module__}.{base.__qualname__}"
+                for base in (torch.optim.AdamW, torch.optim.Adam, optim.AdamW, optim.Adam)
+                if is_class and issubclass(cls, base)]
+    try:
+        parameters = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    return {"optimizer": is_class and issubclass(cls, torch.optim.Optimizer),
+            "borrowed": borrowed[0] if borrowed else None,
+            "defaults": {key: [parameters[key].default] for key in DEFAULTS if key in parameters}}
+
+
+def _class_facts(cls) -> dict:
+    facts = sandbox.call(_describe_class, cls).value
+    return facts if isinstance(facts, dict) else {"optimizer": False, "borrowed": None,
+                                                  "defaults": {}}
+
+
+def _not_a_subclass(cls, part) -> dict:
+    """Subclassing torch's (or the library's) Adam/AdamW is delegation: say so plainly.
+    Returns the class's facts (:func:`_describe_class`)."""
+    facts = _class_facts(cls)
+    if facts["borrowed"]:
+        fail(f"no points for this part: {_name(cls)} subclasses {facts['borrowed']}, the "
+             "reference this assignment asks you to write; subclass torch.optim.Optimizer.",
+             "delegation").raise_for(*part)
+    return facts
+
+
+def _optimizer_facts(opt) -> dict:
+    """What a freshly constructed optimizer holds: its first group's settings, its state size."""
+    groups = getattr(opt, "param_groups", None)
+    group = {k: v for k, v in groups[0].items() if k != "params"} if groups else {}
+    return {"group": group, "state": len(opt.state)}
 
 
 def _raise_if_failed(out: sandbox.Outcome, name: str, part, where: str = "") -> None:
@@ -211,33 +240,29 @@ def _diagnose(got: np.ndarray, seed: int, dtype, hyper: dict, tol) -> Verdict | 
 
 def check_init(cls: type) -> None:
     part, name = PART_INIT, _name(cls)
-    _not_a_subclass(cls, part)
-    if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
+    facts = _not_a_subclass(cls, part)
+    if not facts["optimizer"]:
         fail(f"{name} must be a class that subclasses torch.optim.Optimizer.", "not-optimizer"
              ).raise_for(*part)
-    try:
-        signature = inspect.signature(cls.__init__)
-    except (TypeError, ValueError):
-        signature = None
     for key, default in DEFAULTS.items():
-        param = signature.parameters.get(key) if signature else None
-        if param is None or param.default != default:
-            got = "missing" if param is None else f"default {param.default!r}"
+        found = facts["defaults"].get(key)
+        if found is None or found[0] != default:
+            got = "missing" if found is None else f"default {found[0]!r}"
             fail(f"the keyword {key} is {got}; torch.optim.AdamW's is {key}={default!r} (the "
                  "same keywords and defaults, so that your class can replace torch's).",
                  "defaults").raise_for(*part)
     params = [torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))]
-    out = sandbox.call(lambda: cls(params, lr=0.01, weight_decay=0.1))
+    out = sandbox.call(lambda: cls(params, lr=0.01, weight_decay=0.1), observe=_optimizer_facts)
     _raise_if_failed(out, name, part, " when constructed with lr=0.01, weight_decay=0.1")
-    opt = out.value
-    group = opt.param_groups[0] if getattr(opt, "param_groups", None) else {}
+    seen = out.observed or {"group": {}, "state": 0}
+    group = seen["group"]
     expected = {**DEFAULTS, "lr": 0.01, "weight_decay": 0.1}
     for key, value in expected.items():
         if key not in group or tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(value)):
             fail(f"param_groups[0][{key!r}] is {group.get(key, 'missing')!r}, expected "
                  f"{value!r}: pass a dict of the hyperparameters as `defaults` to "
                  "super().__init__(params, defaults).", "param-groups").raise_for(*part)
-    if len(opt.state):
+    if seen["state"]:
         fail("the optimizer has state before its first step: create each parameter's state "
              "lazily, in step(), the first time the parameter has a gradient (as torch.optim "
              "does; it may be moved to another device or loaded from a state dict before).",

@@ -232,6 +232,11 @@ def _grads(model) -> np.ndarray:
     return torch.cat([p.grad.detach().reshape(-1) for p in model.parameters()]).numpy()
 
 
+def _grads_left(params) -> list:
+    """What a student's function left in each ``p.grad`` (None where it has none)."""
+    return [None if p.grad is None else p.grad.detach().clone() for p in params]
+
+
 def reference_accumulated(seed: int, sizes: Sequence[int]) -> tuple[np.ndarray, float, np.ndarray]:
     """(∇ of the big batch's mean loss, that loss, the stale gradients left before)."""
     model, _, (x, y) = _accum_setup(seed, sizes)
@@ -251,12 +256,14 @@ def check_accumulation(accumulate_gradients: Callable, *, seeds: Sequence[int] =
             where = f" (micro-batches of sizes {list(split)}, seed {seed})"
             model, micro, _ = _accum_setup(seed, split)
             with _library_forbidden():
-                out = sandbox.call(accumulate_gradients, model, F.mse_loss, micro)
+                out = sandbox.call(accumulate_gradients, model, F.mse_loss, micro,
+                                   observe=lambda _, m=model: _grads_left(m.parameters()))
             _raise_if_failed(out, name, part, where)
-            if any(p.grad is None for p in model.parameters()):
+            grads = out.observed or [None]
+            if any(g is None for g in grads):
                 fail(f"after {name} some parameters have no gradient{where}: accumulate "
                      "with backward() into p.grad.", "no-grad").raise_for(*part)
-            got = _grads(model)
+            got = np.concatenate([np.asarray(g, dtype=float).reshape(-1) for g in grads])
             expected, loss, stale = reference_accumulated(seed, split)
             k = len(split)
             known = {"no-zero-grad": (expected + stale, "the gradients of the previous step are "
@@ -319,15 +326,22 @@ def check_clipping(clip_grad_norm: Callable, *, seeds: Sequence[int] = (0,),
             norm = float(torch.nn.utils.clip_grad_norm_(ref, max_norm))
             where = f" (gradient norm {norm:.4g}, max_norm {max_norm}, seed {seed})"
             with _library_forbidden():
-                out = sandbox.call(clip_grad_norm, params, max_norm)
+                out = sandbox.call(clip_grad_norm, params, max_norm, observe=lambda _, ps=params: {
+                    "params": [p.detach().clone() for p in ps], "grads": _grads_left(ps)})
             _raise_if_failed(out, name, part, where)
-            if any(not torch.equal(b, p.detach()) for b, p in zip(before, params, strict=True)):
+            seen = out.observed or {"params": [], "grads": []}
+            if len(seen["params"]) != len(before) or any(
+                    not torch.equal(b, p) for b, p in zip(before, seen["params"], strict=True)):
                 fail(f"{name} changed the parameters themselves; clip only p.grad{where}.",
                      "mutates-params").raise_for(*part)
-            if params[-1].grad is not None:
+            grads = seen["grads"]
+            if grads[-1] is not None:
                 fail(f"{name} gave a gradient to a parameter that had none{where}: skip "
                      "parameters whose .grad is None.", "grad-none").raise_for(*part)
-            got = np.concatenate([p.grad.reshape(-1).numpy() for p in params[:-1]])
+            if any(g is None for g in grads[:-1]):
+                fail(f"{name} removed the gradient of a parameter that had one{where}.",
+                     "grad-none").raise_for(*part)
+            got = np.concatenate([g.reshape(-1).numpy() for g in grads[:-1]])
             expected = np.concatenate([p.grad.reshape(-1).numpy() for p in ref[:-1]])
             raw = np.concatenate([g.reshape(-1).numpy() for g in
                                   (p.grad for p in _clip_setup(seed, scale)[:-1])])
