@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -22,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from descent.bench import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -77,12 +78,7 @@ def main() -> None:
     lines += [f"| {n} | {o:.1f} | {p:.1f} | {s:.1f} | {f:.1f} |" for n, o, p, s, f in rows]
     lines += ["", f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
               f"load average after the run {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}.", ""]
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    block = "\n".join(lines)
-    pattern = re.compile(re.escape(SECTION) + r"\n.*?(?=\n## |\Z)", re.DOTALL)
-    text = pattern.sub(lambda _: block.rstrip("\n"), text) if SECTION in text \
-        else text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    write_section(RESULTS, "\n".join(lines))
     print(f"wrote {RESULTS}")
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 import descent.optim
+from descent.bench import write_section
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Optimizer step"
@@ -203,13 +204,7 @@ def NOTE_IF_LOADED(machine: dict) -> str:  # noqa: N802 - reads as a phrase in t
 
 
 def write_results(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", old).rstrip("\n") + "\n"
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new)
+    write_section(RESULTS, text)
 
 
 def main() -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # One reader of the corpus format: the tests' own (tests/ is not a package).
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
-from nbgrader_helpers import Mistake, corpus  # noqa: E402
+from nbgrader_helpers import Mistake, corpus, fill, solution_answers  # noqa: E402
 
 DEFAULT_ASSIGNMENT = "05-adaptive"
 KINDS = ("correct", "one-mistake", "several-mistakes", "blank", "malformed-json",
@@ -57,7 +56,6 @@ KINDS = ("correct", "one-mistake", "several-mistakes", "blank", "malformed-json"
 EXTRA_WEIGHTS = {"correct": 4, "one-mistake": 3, "several-mistakes": 2, "blank": 1}
 CORRECT_ALTERNATIVE_CHANCE = 0.3
 MAX_STUDENTS = 999                                   # ids have three digits: s001 … s999
-SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
 # A debugging line left at the top of an answer cell: the cell stops before defining anything.
 RAISING_LINE = "print(my_debug_norm)  # checking the gradient's size\n"
 
@@ -154,29 +152,9 @@ def _pick_mistakes(rng: random.Random, mistakes: list[Mistake], count: int) -> l
     return [rng.choice(by_cell[cell]) for cell in cells]
 
 
-def solution_answers(assignment: str) -> tuple[dict[str, str], list[str]]:
-    """{grade_id: source} of every solution cell of the source notebook, markers removed,
-    and the grade_ids of those that are code (the others are written answers)."""
-    source = _read(ROOT / "solutions" / assignment / f"{assignment}.ipynb")
-    cells = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")]
-    answers = {c.metadata["nbgrader"]["grade_id"]: SOLUTION_MARKER.sub("", c.source)
-               for c in cells}
-    return answers, [c.metadata["nbgrader"]["grade_id"] for c in cells if c.cell_type == "code"]
-
-
 def submission(released, plan: Plan):
     """The released notebook with the plan's answers in place (and a test cell deleted)."""
-    nb = nbformat.from_dict(released)                # a deep copy
-    cells = []
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id is not None and grade_id == plan.deleted_cell:
-            continue
-        if grade_id in plan.answers:
-            cell.source = plan.answers[grade_id]
-        cells.append(cell)
-    nb.cells = cells
-    return nb
+    return fill(released, plan.answers, plan.deleted_cell)
 
 
 def _grade_cells(assignment: str) -> list[str]:

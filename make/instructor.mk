@@ -5,8 +5,11 @@
 #   make release   ASSIGNMENT=02-gradient-descent   solutions/ -> exercises/ (commit the result)
 #   make sample                                     copy the sample class into submitted/
 #   make autograde ASSIGNMENT=02-gradient-descent   grade everything in submitted/*/ASSIGNMENT
+#   make grade     ASSIGNMENT=02-gradient-descent   the same, in parallel, sandboxed, with statuses
+#   make report   [ASSIGNMENT=...]                  the statuses of the last `make grade`
 #   make feedback  ASSIGNMENT=02-gradient-descent   feedback/<student>/ASSIGNMENT/*.html
-#   make export                                     grades.csv (every assignment, every student)
+#   make export                                     grades.csv (every assignment, every student,
+#                                                   with status and reason)
 #
 # Without ASSIGNMENT, release/autograde/feedback run on every assignment in solutions/.
 # --force everywhere: without it nbgrader silently skips an assignment already released or
@@ -18,7 +21,11 @@ ASSIGNMENTS_ALL := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 ASSIGNMENT ?=
 SELECTED = $(or $(ASSIGNMENT),$(ASSIGNMENTS_ALL))
 
-.PHONY: release autograde feedback export sample
+WORKERS ?=
+SCHEDULER ?=
+GRADE_FLAGS = $(if $(WORKERS),--workers $(WORKERS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+.PHONY: release autograde grade report feedback export sample
 
 ## make release ASSIGNMENT=NN-slug: regenerate exercises/NN-slug from solutions/ (no solutions, no hidden tests)
 release: $(STAMP)
@@ -33,10 +40,19 @@ sample:
 autograde: $(STAMP)
 	@for a in $(SELECTED); do $(NBGRADER) autograde $$a --force || exit 1; done
 
+## make grade ASSIGNMENT=NN-slug [WORKERS=N] [SCHEDULER=tcp://host:8786]: grade every submission in parallel, each kernel sandboxed; statuses in grades/NN-slug.json
+grade: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || { echo "make grade needs ASSIGNMENT=NN-slug"; exit 2; }
+	OMP_NUM_THREADS=1 $(PY) -m descent.grading.classroom grade $(ASSIGNMENT) $(GRADE_FLAGS)
+
+## make report [ASSIGNMENT=NN-slug]: counts per status and the submissions that need a person
+report: $(STAMP)
+	$(PY) -m descent.grading.classroom report $(ASSIGNMENT)
+
 ## make feedback ASSIGNMENT=NN-slug: HTML feedback with the diagnoses, hidden tests stripped
 feedback: $(STAMP)
 	@for a in $(SELECTED); do $(NBGRADER) generate_feedback $$a --force || exit 1; done
 
-## make export: every score in the gradebook to grades.csv
+## make export: every score in the gradebook to grades.csv, with status and reason (blank score when failed/timeout/memory)
 export: $(STAMP)
-	$(NBGRADER) export --to grades.csv
+	$(NBGRADER) export --exporter descent.grading.export.StatusCsvExporter --to grades.csv

@@ -107,6 +107,40 @@ def max_scores(source_nb) -> dict[str, float]:
             if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"}
 
 
+SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
+
+
+def solution_answers(assignment: str) -> tuple[dict[str, str], list[str]]:
+    """{grade_id: source} of every solution cell of the source notebook, markers removed
+    (what a correct student writes), and the grade_ids of those that are code (the others
+    are written answers)."""
+    cells = [c for c in source(assignment).cells
+             if c.metadata.get("nbgrader", {}).get("solution")]
+    answers = {c.metadata["nbgrader"]["grade_id"]: SOLUTION_MARKER.sub("", c.source)
+               for c in cells}
+    return answers, [c.metadata["nbgrader"]["grade_id"] for c in cells if c.cell_type == "code"]
+
+
+def fill(released, answers: dict[str, str], deleted: str | None = None):
+    """A copy of the released notebook with ``answers`` (grade_id → source) in place and the
+    cell ``deleted`` removed: what a student hands in."""
+    nb = nbformat.from_dict(released)                # a deep copy
+    nb.cells = [c for c in nb.cells
+                if deleted is None or c.metadata.get("nbgrader", {}).get("grade_id") != deleted]
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+def student_notebook(assignment: str, answers: dict[str, str] | None = None, *,
+                     deleted: str | None = None):
+    """The released notebook with the solution's answers, then ``answers`` over them."""
+    released = nbformat.read(str(notebook_path(ROOT / "exercises", assignment)), 4)
+    return fill(released, {**solution_answers(assignment)[0], **(answers or {})}, deleted)
+
+
 @dataclass(frozen=True)
 class Mistake:
     assignment: str

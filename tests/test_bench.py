@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from descent.bench import as_number, find_results, read_table
+from descent.bench import as_number, find_results, read_section, read_table, write_section
 from descent.plots import plot_step_times
 
 TEXT = """# Benchmark results
@@ -83,7 +83,6 @@ def test_plot_step_times_draws_one_bar_per_path_and_the_floors():
 
 
 def test_read_section_stops_at_the_next_heading_of_the_same_level(tmp_path):
-    from descent.bench import read_section
 
     path = tmp_path / "RESULTS.md"
     path.write_text(TEXT.replace("## Later section", "## Optimizer step — notes"))
@@ -91,3 +90,14 @@ def test_read_section_stops_at_the_next_heading_of_the_same_level(tmp_path):
     assert text.startswith("Some prose") and text.rstrip().endswith("Machine: a CPU.")
     assert read_section(path, "## Optimizer step — notes").startswith("| a | b |")
     assert read_section(path, "## Missing") is None and read_section(None, "## X") is None
+
+
+def test_write_section_replaces_its_own_section_and_keeps_the_others(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## A\n\nold\n\n## B\n\nkept | 1\n")
+    write_section(path, "## A\n\nnew\n")
+    write_section(path, "## C\n\nappended\n")
+    assert read_section(path, "## A") == "new"
+    assert read_section(path, "## B") == "kept | 1"
+    assert read_section(path, "## C") == "appended"
+    assert path.read_text().count("## A") == 1

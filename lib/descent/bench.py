@@ -9,7 +9,8 @@ the section does not exist yet (the benchmark has not been run on this checkout)
   upwards (a notebook runs in ``book/``, a test in the repository root);
 - :func:`read_section` — the text of one section (to quote its notes and machine line);
 - :func:`read_table` — the first Markdown table of one section, as ``[{column: cell}]``;
-- :func:`as_number` — a cell such as ``"2.36"`` or ``"1.05×"`` as a float.
+- :func:`as_number` — a cell such as ``"2.36"`` or ``"1.05×"`` as a float;
+- :func:`write_section` — what the benchmark scripts use to replace their own section.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["find_results", "read_section", "read_table", "as_number"]
+__all__ = ["find_results", "read_section", "read_table", "as_number", "write_section"]
 
 
 def find_results(start: str | os.PathLike | None = None,
@@ -81,3 +82,18 @@ def as_number(cell: str) -> float:
         return float(cleaned)
     except ValueError:
         raise ValueError(f"cell must hold a number, got {cell!r}") from None
+
+
+def write_section(path: str | os.PathLike, block: str) -> None:
+    """Replace the ``## …`` section that ``block`` starts with (its first line), up to the next
+    ``## `` heading, or append it; the rest of the file is kept as it is."""
+    path = Path(path)
+    heading = block.splitlines()[0].strip()
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)",
+                         re.MULTILINE | re.DOTALL)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: block.rstrip("\n") + "\n\n", old, count=1)
+    else:
+        new = old.rstrip("\n") + "\n\n" + block
+    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")

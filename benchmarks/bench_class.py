@@ -1,0 +1,135 @@
+"""Grading throughput of the class grader with 1 and 2 workers; recorded in RESULTS.md.
+
+A generated class (:mod:`make_class`: 40 students of ``05-adaptive`` by default — correct,
+with one or several known mistakes, blank, malformed, missing, a deleted test cell, an answer
+that raises) is graded by :func:`descent.grading.classroom.grade_class` in fresh copies of one
+temporary course, first with one worker, then with two. Throughput is submissions per minute
+of wall clock, merging into the gradebook included. Both runs must give identical results.
+
+The per-submission overhead beyond the notebook's own run time: the *own run* is a correct
+submission executed by nbclient in a plain kernel (no nbgrader, no sandbox; median of three);
+from the one-worker run, each job's time splits into nbgrader with the sandboxed kernel
+(``notebook_seconds``) and the rest of the job (unpacking, validation, the trusted replay).
+Run on a quiet machine, from the repository root::
+
+    .venv/bin/python benchmarks/bench_class.py [--assignment 05-adaptive] [--n 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+SECTION = "## Grading a class: throughput with 1 and 2 workers"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from make_class import make_class  # noqa: E402
+
+from descent.bench import write_section  # noqa: E402
+from descent.grading.classroom import grade_class  # noqa: E402
+
+
+def own_run_seconds(notebook: Path, repeats: int = 3) -> float:
+    """Wall time of executing the notebook in a plain kernel, as a student's Jupyter would."""
+    from nbclient import NotebookClient
+
+    os.environ["NBGRADER_EXECUTION"] = "autograde"      # as graded: explorations skipped
+    times = []
+    for _ in range(repeats):
+        nb = nbformat.read(str(notebook), as_version=4)
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(notebook.parent)}}).execute()
+        times.append(time.perf_counter() - start)
+    del os.environ["NBGRADER_EXECUTION"]
+    return statistics.median(times)
+
+
+def comparable(results: dict) -> dict:
+    return {s: {k: v for k, v in r.items() if k not in ("timings", "notebook")}
+            for s, r in results.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assignment", default="05-adaptive")
+    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    runs, kinds = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        template = Path(tmp) / "template"
+        template.mkdir()
+        shutil.copy(ROOT / "nbgrader_config.py", template)
+        shutil.copytree(ROOT / "solutions" / args.assignment,
+                        template / "solutions" / args.assignment)
+        kinds = make_class(args.assignment, template / "submitted", args.n, args.seed)
+        correct = next(s for s, k in kinds.items() if k == "correct")
+        own = own_run_seconds(template / "submitted" / correct / args.assignment
+                              / f"{args.assignment}.ipynb")
+        print(f"own run of a correct notebook: {own:.2f} s", flush=True)
+        for workers in (1, 2):
+            course = Path(tmp) / f"course-{workers}"
+            shutil.copytree(template, course)
+            start = time.perf_counter()
+            results = grade_class(course, args.assignment, workers=workers, progress=False,
+                                  report=False)
+            runs[workers] = (time.perf_counter() - start, results)
+            print(f"{workers} worker(s): {runs[workers][0]:.1f} s", flush=True)
+    (wall1, res1), (wall2, res2) = runs[1], runs[2]
+    same = comparable(res1) == comparable(res2)
+    graded = [r for r in res1.values() if r["timings"].get("notebook_seconds")]
+    job = statistics.median(r["timings"]["total_seconds"] for r in graded)
+    nbgrader_part = statistics.median(r["timings"]["notebook_seconds"] for r in graded)
+    statuses = Counter(r["status"] for r in res1.values())
+    load = os.getloadavg()
+    rate = lambda wall: 60 * args.n / wall
+    lines = [
+        SECTION, "",
+        f"A generated class of {args.n} `{args.assignment}` submissions "
+        f"(`benchmarks/make_class.py`, seed {args.seed}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(Counter(kinds.values()).items())) + ") "
+        "graded by `descent.grading.classroom.grade_class` in fresh copies of one course, "
+        "`OMP_NUM_THREADS=1`, default limits; produced by "
+        "`.venv/bin/python benchmarks/bench_class.py`.", "",
+        "| workers | wall clock (s) | submissions per minute | speed-up |",
+        "|---:|---:|---:|---:|",
+        f"| 1 | {wall1:.1f} | {rate(wall1):.1f} | 1.00× |",
+        f"| 2 | {wall2:.1f} | {rate(wall2):.1f} | {wall1 / wall2:.2f}× |", "",
+        f"Goal: 2 workers ≥ 1.8× one worker — **{'met' if wall1 / wall2 >= 1.8 else 'missed'}**"
+        f" ({wall1 / wall2:.2f}×). Both runs gave {'identical' if same else 'DIFFERENT'} "
+        "results (statuses, scores, reasons, every part). Statuses: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) + ".", "",
+        "Per submission (one worker, median over the submissions that ran):", "",
+        f"- the notebook's own run (nbclient, plain kernel): {own:.2f} s;",
+        f"- nbgrader autograde with the sandboxed kernel: {nbgrader_part:.2f} s, i.e. "
+        f"{nbgrader_part - own:+.2f} s beyond the own run (nbgrader's start-up and "
+        "database, the namespaces, the record);",
+        f"- the whole job: {job:.2f} s, i.e. {job - nbgrader_part:+.2f} s more for unpacking, "
+        "validation and the trusted replay of the grade cells (which re-runs the reference "
+        "computations, training runs included);",
+        f"- overhead beyond the notebook's own run time: **{job - own:.2f} s** "
+        f"({(job - own) / own:.0%} of it).", "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"load average after the run {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}.", ""]
+    write_section(RESULTS, "\n".join(lines))
+    print("\n".join(lines))
+    if not same:
+        raise SystemExit("the 1- and 2-worker runs disagree")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Grade a whole class in parallel, each submission isolated, each with a status.
+
+nbgrader stays the engine and the gradebook; this wraps it so that an instructor can grade
+300 submissions of one assignment quickly and safely::
+
+    python -m descent.grading.classroom grade 02-gradient-descent --workers 8
+    python -m descent.grading.classroom export --to grades.csv
+
+1. A *template course* is built once (:func:`~.course.build_template`): the course's config
+   plus the sandbox settings, the assignment's source, a private gradebook.
+2. Each student is one :class:`~.job.Job` (plain data, no shared disk) graded by
+   :func:`~.job.grade_submission` in a process pool or on Dask workers: ``nbgrader autograde``
+   in a fresh copy of the template, the kernel sandboxed by :mod:`descent.grading.kernel`,
+   then the trusted replay of the grade cells (:mod:`descent.grading.tape`) in the worker.
+3. The parent merges each result into the course's ``gradebook.db`` (serially), copies the
+   autograded notebook (trusted outputs only) for ``nbgrader generate_feedback``, and keeps
+   the statuses in ``grades/<assignment>.json``.
+
+Statuses, most severe first: ``failed`` (missing or malformed notebook, dead kernel, nbgrader
+error), ``timeout`` (notebook or cell limit), ``memory``, ``flagged`` (the trusted verdict and
+the kernel's own score disagree, or the record shows tampering), ``graded``. The score is the
+trusted one for graded and flagged, and blank for the others: never a silent 0.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+from descent.grading.classroom.course import (
+    Isolation,
+    build_template,
+    ensure_assignment,
+    hidden_paths,
+    merge,
+    probe_isolation,
+    source_directory,
+    write_statuses,
+)
+from descent.grading.classroom.job import (
+    BLANK_STATUSES,
+    STATUSES,
+    Job,
+    Limits,
+    grade_submission,
+    pack,
+    result,
+)
+
+DEFAULT_LIMITS = Limits()
+
+__all__ = ["BLANK_STATUSES", "DEFAULT_LIMITS", "STATUSES", "Isolation", "Job", "Limits",
+           "grade_class", "grade_submission", "prepare", "summary"]
+
+
+def submissions(course: Path, assignment: str, students=None) -> dict[str, Path | None]:
+    """{student: submission folder, or None when a named student has none}."""
+    submitted = course / "submitted"
+    if students is None:
+        students = sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
+    return {s: (submitted / s / assignment if (submitted / s / assignment).is_dir() else None)
+            for s in students}
+
+
+def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
+            students=None) -> tuple[list[Job], dict[str, dict], Isolation]:
+    """The jobs of a grading run, the results known without one (no submission folder), and
+    the isolation this machine allows. Makes sure the main gradebook knows the assignment."""
+    course = Path(course).resolve()
+    source = source_directory(course)
+    if not (course / source / assignment).is_dir():
+        found = sorted(p.name for p in (course / source).iterdir() if p.is_dir())
+        raise ValueError(f"assignment {assignment!r} is not in {course / source} "
+                         f"(found: {', '.join(found) or 'nothing'})")
+    folders = submissions(course, assignment, students)
+    isolation = probe_isolation()
+    ensure_assignment(course, assignment)
+    template = build_template(course, assignment, limits, isolation)
+    jobs, results = [], {}
+    for student, folder in folders.items():
+        if folder is None:
+            results[student] = result("failed", f"no submission folder "
+                                                f"submitted/{student}/{assignment}")
+        else:
+            jobs.append(Job(assignment, student, template, pack(folder), limits,
+                            isolation.namespaces, hidden_paths(course), source))
+    return jobs, results, isolation
+
+
+def grade_class(course, assignment: str, *, workers: int | None = None, scheduler=None,
+                limits: Limits = DEFAULT_LIMITS, students=None, progress: bool = True,
+                report=None, resources: dict[str, float] | None = None) -> dict[str, dict]:
+    """Grade every submission of ``assignment`` in ``course``; {student: result}.
+
+    ``workers``: local processes (default: one per CPU; 1 grades in this process, serially).
+    ``scheduler``: a Dask scheduler address or a ``distributed.Client``; the jobs then run on
+    its workers, which need the same environment but no shared disk. ``students``: grade only
+    these (a named student without a submission folder is ``failed``). ``report``: where the
+    summary is printed (a file; default stdout; False: not printed). ``resources``: what each
+    job needs of a Dask worker (``{"GPU": 1}``: one submission per GPU at a time).
+    """
+    start = time.monotonic()
+    course = Path(course).resolve()
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    jobs, results, isolation = prepare(course, assignment, limits, students)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs) + len(results), unit="student", desc=assignment,
+               disable=not progress or not sys.stderr.isatty())
+    bar.update(len(results))
+    for student, outcome in results.items():
+        merge(course, assignment, student, outcome)
+    # Merged as each job returns: the gradebook has one writer, this process, and an
+    # interrupted run keeps what it graded.
+    for student, outcome in run_jobs(jobs, workers, scheduler, resources):
+        results[student] = outcome
+        merge(course, assignment, student, outcome)
+        write_statuses(course, assignment, {student: outcome}, limits, isolation)
+        bar.update(1)
+    bar.close()
+    results = dict(sorted(results.items()))
+    write_statuses(course, assignment, results, limits, isolation)
+    if report is not False:
+        print(summary(results, time.monotonic() - start, isolation), file=report or sys.stdout)
+    return results
+
+
+def run_jobs(jobs: list[Job], workers: int, scheduler=None, resources=None):
+    """Yield (student, result) as jobs finish; a job that raises becomes ``failed``."""
+    if scheduler is not None:
+        yield from _run_dask(jobs, scheduler, resources)
+    elif workers == 1:
+        for job in jobs:
+            yield job.student, grade_submission(job)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {pool.submit(grade_submission, job): job.student for job in jobs}
+            for future in concurrent.futures.as_completed(futures):
+                yield futures[future], _outcome(future.exception, future.result)
+
+
+def _run_dask(jobs: list[Job], scheduler, resources=None):
+    from distributed import Client, as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        futures = {client.submit(grade_submission, job, pure=False, resources=resources):
+                   job.student for job in jobs}
+        for future in as_completed(list(futures)):
+            yield futures[future], _outcome(future.exception, future.result)
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def _outcome(exception, value) -> dict:
+    error = exception()
+    if error is not None:
+        return result("failed", f"the grading job raised {type(error).__name__}: {error}")
+    return value()
+
+
+def summary(results: dict[str, dict], seconds: float | None = None,
+            isolation: Isolation | None = None) -> str:
+    """Counts per status, the students who need a person (with reasons), throughput."""
+    counts = collections.Counter(r["status"] for r in results.values())
+    lines = ["status     students", *(f"{s:<10} {counts[s]:>8}" for s in STATUSES)]
+    attention = [(s, r) for s, r in results.items() if r["status"] != "graded"]
+    if attention:
+        lines += ["", "needs attention:"]
+        lines += [f"  {s:<20} {r['status']:<8} {r['reason']}" for s, r in attention]
+    if seconds:
+        lines += ["", f"{len(results)} submissions in {seconds:.1f} s "
+                      f"({60 * len(results) / seconds:.1f} per minute)"]
+    if isolation is not None:
+        lines.append(f"isolation: {isolation.note}")
+    return "\n".join(lines)
