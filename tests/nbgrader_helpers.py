@@ -159,19 +159,25 @@ class Mistake:
         return nb
 
 
+def read_cell_file(path: Path) -> tuple[dict[str, str], str]:
+    """A corpus entry: its ``# key: value`` header lines and the code after them."""
+    header, code = {}, []
+    for line in path.read_text().splitlines():
+        if not code and line.startswith("# ") and ":" in line:
+            key, value = line[2:].split(":", 1)
+            header[key.strip()] = value.strip()
+        else:
+            code.append(line)
+    return header, "\n".join(code).strip()
+
+
 def corpus(assignment: str) -> list[Mistake]:
     out = []
     for path in sorted((SUBMISSIONS / assignment).glob("*.cell")):
-        header, code = {}, []
-        for line in path.read_text().splitlines():
-            if not code and line.startswith("# ") and ":" in line:
-                key, value = line[2:].split(":", 1)
-                header[key.strip()] = value.strip()
-            else:
-                code.append(line)
+        header, code = read_cell_file(path)
         out.append(Mistake(assignment, path.stem, header["cell"],
                            tuple(s.strip() for s in header["loses"].split(",") if s.strip()),
-                           header["feedback"], "\n".join(code).strip()))
+                           header["feedback"], code))
     return out
 
 
