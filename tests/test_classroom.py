@@ -361,3 +361,31 @@ def test_endless_loop_times_out_and_leaves_no_kernel(tmp_path):
     assert "20 s" in results["looper"]["reason"]
     pid = int(pid_file.read_text())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_regrade_keeps_the_hand_grading_of_an_unchanged_written_answer(class4):
+    from nbgrader.api import Gradebook
+
+    course, _ = class4
+    nb = nbh.source(ASSIGNMENT)
+    (written,) = [c for c in nb.cells if c.cell_type == "markdown"
+                  and c.metadata.get("nbgrader", {}).get("grade")]
+    name = written.metadata["nbgrader"]["grade_id"]
+
+    def regrade(notebook):
+        put(course, "handgraded", notebook)
+        grade_class(course, ASSIGNMENT, workers=1, limits=LIMITS, students=["handgraded"],
+                    progress=False, report=False)
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            grade = gb.find_grade(name, ASSIGNMENT, ASSIGNMENT, "handgraded")
+            comment = gb.find_comment(name, ASSIGNMENT, ASSIGNMENT, "handgraded")
+            return grade.manual_score, grade.needs_manual_grade, comment.manual_comment
+
+    assert regrade(nb) == (None, True, None)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:     # the instructor grades
+        gb.find_grade(name, ASSIGNMENT, ASSIGNMENT, "handgraded").manual_score = 1.5
+        gb.find_comment(name, ASSIGNMENT, ASSIGNMENT, "handgraded").manual_comment = "clear"
+        gb.db.commit()
+    assert regrade(nb) == (1.5, False, "clear")                       # same answer: kept
+    written.source += "\n\nEdited after the deadline."
+    assert regrade(nb) == (None, True, None)                          # new answer: regrade it

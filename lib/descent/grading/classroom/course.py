@@ -137,7 +137,8 @@ def ensure_assignment(course: Path, assignment: str) -> None:
 
 def merge(course: Path, assignment: str, student: str, outcome: dict) -> None:
     """Record one student's result in the main course; the previous submission goes first,
-    so a failed regrade never leaves an old score standing."""
+    so a failed regrade never leaves an old score standing. A written answer already graded
+    by hand keeps its grade and comment when the regraded notebook has the same answer."""
     from nbgrader.api import Gradebook, MissingEntry
     from sqlalchemy.exc import SAWarning
 
@@ -146,6 +147,7 @@ def merge(course: Path, assignment: str, student: str, outcome: dict) -> None:
         # rows are removed all the same (the regrade tests read the gradebook back).
         warnings.simplefilter("ignore", SAWarning)
         gb.update_or_create_student(student)
+        by_hand = _graded_by_hand(gb, course, assignment, student)
         try:
             gb.remove_submission(assignment, student)
         except MissingEntry:
@@ -153,6 +155,7 @@ def merge(course: Path, assignment: str, student: str, outcome: dict) -> None:
         if outcome["status"] in ("graded", "flagged"):
             extra = {"timestamp": outcome["timestamp"]} if outcome.get("timestamp") else {}
             submission = gb.add_submission(assignment, student, **extra)
+            answers = _answers(outcome.get("notebook"))
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
                     part = outcome["parts"].get(grade.name)
@@ -161,6 +164,14 @@ def merge(course: Path, assignment: str, student: str, outcome: dict) -> None:
                         grade.needs_manual_grade = False
                     else:     # a written answer: a person grades it, as nbgrader marks it
                         grade.needs_manual_grade = True
+                    kept = by_hand.get(grade.name)
+                    if part is None and kept and kept["answer"] == answers.get(grade.name):
+                        grade.manual_score, grade.extra_credit = kept["score"], kept["extra"]
+                        grade.needs_manual_grade = False
+                for comment in notebook.comments:
+                    kept = by_hand.get(comment.name)
+                    if kept and kept["answer"] == answers.get(comment.name):
+                        comment.manual_comment = kept["comment"]
             gb.db.commit()
     for stale in ("autograded", "feedback"):
         shutil.rmtree(course / stale / student / assignment, ignore_errors=True)
@@ -168,6 +179,40 @@ def merge(course: Path, assignment: str, student: str, outcome: dict) -> None:
         folder = course / "autograded" / student / assignment
         folder.mkdir(parents=True)
         (folder / f"{assignment}.ipynb").write_text(outcome["notebook"])
+
+
+def _answers(notebook_json: str | None) -> dict[str, str]:
+    """{grade_id: source} of the answer (solution) cells of an autograded notebook."""
+    if not notebook_json:
+        return {}
+    import nbformat
+
+    nb = nbformat.reads(notebook_json, as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def _graded_by_hand(gb, course: Path, assignment: str, student: str) -> dict[str, dict]:
+    """The hand grading of the student's current submission: {grade_id: score, extra credit,
+    comment and the answer it was given for} (answers read from its autograded notebook)."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        submission = gb.find_submission(assignment, student)
+    except MissingEntry:
+        return {}
+    kept: dict[str, dict] = {}
+    for notebook in submission.notebooks:
+        path = course / "autograded" / student / assignment / f"{notebook.name}.ipynb"
+        answers = _answers(path.read_text()) if path.exists() else {}
+        for grade in notebook.grades:
+            if grade.manual_score is not None and grade.cell.cell_type != "code":
+                kept.setdefault(grade.name, {"answer": answers.get(grade.name), "comment": None})
+                kept[grade.name].update(score=grade.manual_score, extra=grade.extra_credit)
+        for comment in notebook.comments:
+            if comment.manual_comment and comment.name in kept:
+                kept[comment.name]["comment"] = comment.manual_comment
+    return {name: k for name, k in kept.items() if k["answer"] is not None}
 
 
 def statuses_path(course: Path, assignment: str) -> Path:
