@@ -198,7 +198,6 @@ def bad_class(tmp_path_factory):
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    probe = tmp / "network.txt"
     network = (
         "import socket\n"
         "try:\n"
@@ -211,11 +210,22 @@ def bad_class(tmp_path_factory):
         "    result += '; connected to example.org'\n"
         "except OSError as err:\n"
         "    result += f'; failed: {err}'\n"
-        f"open({str(probe)!r}, 'w').write(result)\n")
+        "if 'connected' in result:   # the kernel has no file to report to: lose the part\n"
+        "    mse_loss = None\n")
+    outside = [str(tmp / "outside.txt"), "~/descent-grading-was-here.txt", "/tmp/descent-w.txt"]
+    writer = (
+        "import os\n"
+        f"for path in {outside!r}:\n"
+        "    try:\n"
+        "        open(os.path.expanduser(path), 'w').write('written by a student')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "open('mine.txt', 'w').write('the job folder stays writable')\n")
     course, results = grade_notebooks(tmp, {
         "hog": with_answer("answer-loss", "hog = bytearray(64 * 2**30)"),
         "exits": with_answer("answer-loss", "import os\nos._exit(1)"),
         "network": with_answer("answer-loss", network),
+        "writer": with_answer("answer-loss", writer),
         "nofile": {"notes.txt": "I could not finish"},
         "loud": with_answer("answer-loss", "print('x' * 100_000_000)"),
         "sleeper": with_answer("answer-loss", "import time\ntime.sleep(120)"),
@@ -227,7 +237,7 @@ def bad_class(tmp_path_factory):
     except BlockingIOError:
         accepted = False
     listener.close()
-    return course, results, {"probe": probe, "accepted": accepted}
+    return course, results, {"accepted": accepted, "outside": outside}
 
 
 def test_memory_hog_is_memory_with_blank_score(bad_class):
@@ -302,9 +312,20 @@ def test_kernel_has_no_network(bad_class):
         pytest.skip("unshare -rmn is not permitted here: kernels keep the network")
     _, results, probe = bad_class
     assert results["network"]["status"] == "graded"    # the probe itself is harmless
-    text = probe["probe"].read_text()
-    assert text.startswith("failed: ") and "connected" not in text, text
+    assert results["network"]["score"] == MAX_SCORE, "a connection succeeded"
     assert not probe["accepted"]
+
+
+def test_kernel_writes_only_in_its_own_job_folder(bad_class):
+    import os
+
+    if not probe_isolation().namespaces:
+        pytest.skip("unshare -rmn is not permitted here: the file system stays writable")
+    _, results, probe = bad_class
+    assert results["writer"]["status"] == "graded", results["writer"]
+    assert results["writer"]["score"] == MAX_SCORE        # its own folder was writable
+    for path in probe["outside"]:
+        assert not os.path.exists(os.path.expanduser(path)), path
 
 
 def test_hidden_paths_protect_gradebooks(bad_class, tmp_path):
@@ -335,7 +356,7 @@ def test_hidden_paths_protect_gradebooks(bad_class, tmp_path):
         f"open({str(attempts)!r}, 'w').write(json.dumps(seen))\n")
     put(course, "mallory", with_answer("answer-loss", evil))
     before = main_db.read_bytes()
-    jobs, _, _ = prepare(course, ASSIGNMENT, LIMITS, ["mallory"])
+    jobs, _, _ = prepare(course, ASSIGNMENT, LIMITS, ["mallory"], writable=(str(tmp_path),))
     outcome = grade_submission(jobs[0])
     seen = json.loads(attempts.read_text())
     assert main_db.read_bytes() == before
@@ -355,7 +376,8 @@ def test_endless_loop_times_out_and_leaves_no_kernel(tmp_path):
     pid_file = tmp_path / "kernel.pid"
     loop = f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True: pass"
     _, results = grade_notebooks(tmp_path, {"looper": with_answer("answer-loss", loop)},
-                                 limits=Limits(notebook_seconds=20, cell_seconds=60))
+                                 limits=Limits(notebook_seconds=20, cell_seconds=60),
+                                 writable=(str(tmp_path),))
     assert results["looper"]["status"] == "timeout", results["looper"]
     assert results["looper"]["score"] is None
     assert "20 s" in results["looper"]["reason"]

@@ -16,7 +16,8 @@ record, which must start inside the kernel's IPython).
   it, so the student's code cannot read the hidden tests or write a gradebook. ``--confine
   BASE --keep DIR`` hides every other job's folder under the shared temp folder ``BASE`` (a
   tmpfs over ``BASE``, then ``DIR`` bound back in place), so a kernel cannot read or write
-  another student's record. Mounting needs the mount namespace that ``unshare -rmn`` (the
+  another student's record; then every other mount is made read-only, so the kernel writes
+  only in its own job folder. Mounting needs the mount namespace that ``unshare -rmn`` (the
   kernelspec's argv) gives; ``unshare -n`` also leaves the kernel without network (the kernel
   manager talks to it over ``ipc`` sockets). Without namespaces the limits still apply and
   nothing is hidden: the classroom grader says so in its summary.
@@ -32,6 +33,11 @@ import resource
 import sys
 
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC = 1, 2, 4, 4096, 16384
+_MS_REMOUNT = 32
+# Per-mount flags a user namespace must keep when it remounts (they are locked).
+_KEPT_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048,
+               "relatime": 1 << 21, "strictatime": 1 << 24}
+_PSEUDO = ("/proc", "/sys", "/dev")
 MIB = 2**20
 
 
@@ -70,6 +76,27 @@ def confine(base: str, keep: str) -> None:
     os.chdir(cwd)  # re-resolve the working directory through the new mounts
 
 
+def read_only_except(keep: str, writable: list[str]) -> None:
+    """Every mount read-only except ``keep`` (this job's folder, bound by :func:`confine`),
+    the ``writable`` folders and the pseudo-filesystems: the student's code writes nowhere
+    else (the instructor's home, other courses, /tmp)."""
+    for path in writable:                         # a mount of its own, left as it is below
+        _mount(path, path, None, _MS_BIND | _MS_REC, None)
+    keep_all = [keep, *writable]
+    with open("/proc/self/mountinfo") as info:
+        mounts = [(fields[4], fields[5]) for fields in (line.split() for line in info)]
+    for target, options in sorted(set(mounts), key=lambda m: len(m[0])):
+        if any(target == k or target.startswith(k + "/") for k in keep_all) \
+                or target.startswith(_PSEUDO) or "\\" in target:
+            continue
+        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+        flags |= sum(_KEPT_FLAGS.get(option, 0) for option in options.split(","))
+        try:
+            _mount("none", target, None, flags, None)
+        except OSError:
+            pass      # a mount this namespace may not change stays as it was
+
+
 def limit(memory_mb: int, file_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb * MIB, memory_mb * MIB))
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb * MIB, file_mb * MIB))
@@ -83,6 +110,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--hide", action="append", default=[])
     parser.add_argument("--confine", default=None, help="shared temp folder of all jobs")
     parser.add_argument("--keep", default=None, help="this job's folder under --confine")
+    parser.add_argument("--writable", action="append", default=[],
+                        help="a folder the kernel may write besides --keep")
     args, rest = parser.parse_known_args(argv)
     for name in ("memory_mb", "file_mb"):
         if getattr(args, name) < 1:
@@ -99,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         confine(args.confine, args.keep)
     for path in args.hide:
         hide(path)
+    if args.confine:
+        read_only_except(args.keep, args.writable)
     limit(args.memory_mb, args.file_mb)
     from ipykernel import kernelapp
 

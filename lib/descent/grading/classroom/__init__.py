@@ -68,7 +68,8 @@ def submissions(course: Path, assignment: str, students=None) -> dict[str, Path 
 
 
 def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
-            students=None) -> tuple[list[Job], dict[str, dict], Isolation]:
+            students=None, writable: tuple[str, ...] = ()
+            ) -> tuple[list[Job], dict[str, dict], Isolation]:
     """The jobs of a grading run, the results known without one (no submission folder), and
     the isolation this machine allows. Makes sure the main gradebook knows the assignment."""
     course = Path(course).resolve()
@@ -88,13 +89,15 @@ def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
                                                 f"submitted/{student}/{assignment}")
         else:
             jobs.append(Job(assignment, student, template, pack(folder), limits,
-                            isolation.namespaces, hidden_paths(course), source))
+                            isolation.namespaces, hidden_paths(course), source,
+                            tuple(writable)))
     return jobs, results, isolation
 
 
 def grade_class(course, assignment: str, *, workers: int | None = None, scheduler=None,
                 limits: Limits = DEFAULT_LIMITS, students=None, progress: bool = True,
-                report=None, resources: dict[str, float] | None = None) -> dict[str, dict]:
+                report=None, resources: dict[str, float] | None = None,
+                writable: tuple[str, ...] = ()) -> dict[str, dict]:
     """Grade every submission of ``assignment`` in ``course``; {student: result}.
 
     ``workers``: local processes (default: one per CPU; 1 grades in this process, serially).
@@ -103,13 +106,14 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
     these (a named student without a submission folder is ``failed``). ``report``: where the
     summary is printed (a file; default stdout; False: not printed). ``resources``: what each
     job needs of a Dask worker (``{"GPU": 1}``: one submission per GPU at a time).
+    ``writable``: folders the kernels may write besides their own (none by default).
     """
     start = time.monotonic()
     course = Path(course).resolve()
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    jobs, results, isolation = prepare(course, assignment, limits, students)
+    jobs, results, isolation = prepare(course, assignment, limits, students, writable)
 
     from tqdm.auto import tqdm
 

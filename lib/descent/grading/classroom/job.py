@@ -65,7 +65,9 @@ class Job:
     release, ``private/gradebook.db``); ``submission``: tar of the student's submission
     folder; ``isolate``: run the kernel under ``unshare -rmn`` (network off, paths hidden);
     ``hide``: absolute paths of the main course the kernel must not see (skipped where they
-    do not exist, e.g. on a remote worker); ``source_directory``: the source folder's name.
+    do not exist, e.g. on a remote worker); ``source_directory``: the source folder's name;
+    ``writable``: folders the kernel may write besides its own job folder (everything else is
+    read-only to it; none by default).
     """
 
     assignment: str
@@ -76,6 +78,7 @@ class Job:
     isolate: bool = False
     hide: tuple[str, ...] = ()
     source_directory: str = "source"
+    writable: tuple[str, ...] = ()        # folders the kernel may write besides its own
 
 
 class CappedExecute(Execute):
@@ -255,11 +258,20 @@ def write_kernelspec(work: Path, job: Job, hidden: list[str]) -> None:
                   "--keep", str(work)]
         for path in hidden:
             kernel += ["--hide", path]
+        for path in job.writable:
+            kernel += ["--writable", path]
     spec = {"argv": [*kernel, "-f", "{connection_file}"],
             "display_name": "Descent grading (sandboxed)", "language": "python",
-            "env": {"DESCENT_GRADING_TAPE": str(work / "rt" / TAPE_FILE),
+            # The rest of the file system is read-only for the kernel: home, caches and
+            # temporary files live in the job's folder.
+            "env": {**{name: str(work / "home" / sub) for name, sub in (
+                        ("HOME", ""), ("TMPDIR", "tmp"), ("MPLCONFIGDIR", ".matplotlib"),
+                        ("IPYTHONDIR", ".ipython"))},
+                    "DESCENT_GRADING_TAPE": str(work / "rt" / TAPE_FILE),
                     "DESCENT_GRADING_TAPE_LIMIT": str(job.limits.record_bytes),
                     "OMP_NUM_THREADS": "1"}}
+    for sub in ("tmp", ".matplotlib", ".ipython"):
+        (work / "home" / sub).mkdir(parents=True, exist_ok=True)
     folder = work / "jupyter" / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True)
     (folder / "kernel.json").write_text(json.dumps(spec, indent=1))
