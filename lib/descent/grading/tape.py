@@ -599,12 +599,12 @@ def replay_notebook(source_nb, entries: list[dict]) -> TrustedResult:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type != "code" or meta.get("solution"):
                 continue                          # answers are the student's: placeholders
-            code = compile(cell.source, f"<cell {meta.get('grade_id', '')}>", "exec")
             printed = io.StringIO()
             if not meta.get("grade"):
                 with contextlib.suppress(Exception, ReplayError), \
                         contextlib.redirect_stdout(printed):
-                    exec(code, namespace)        # noqa: S102 - the instructor's setup cell
+                    exec(compile(cell.source, f"<cell {meta.get('grade_id', '')}>", "exec"),
+                         namespace)              # noqa: S102 - the instructor's setup cell
                 continue
             gid, points = meta["grade_id"], float(meta.get("points", 0))
             part = PartResult(gid, points, points, "")

@@ -250,6 +250,7 @@ def write_kernelspec(work: Path, job: Job, hidden: list[str]) -> None:
     # package descent.grading (torch, and the recorder, before IPython exists to hook it);
     # ``-P`` keeps the launcher's own folder off sys.path.
     from descent.grading import kernel as launcher
+    from descent.grading import tape
 
     kernel = [sys.executable, "-P", launcher.__file__,
               "--memory-mb", str(job.limits.memory_mb), "--file-mb", str(job.limits.file_mb)]
@@ -267,8 +268,8 @@ def write_kernelspec(work: Path, job: Job, hidden: list[str]) -> None:
             "env": {**{name: str(work / "home" / sub) for name, sub in (
                         ("HOME", ""), ("TMPDIR", "tmp"), ("MPLCONFIGDIR", ".matplotlib"),
                         ("IPYTHONDIR", ".ipython"))},
-                    "DESCENT_GRADING_TAPE": str(work / "rt" / TAPE_FILE),
-                    "DESCENT_GRADING_TAPE_LIMIT": str(job.limits.record_bytes),
+                    tape.ENV_VAR: str(work / "rt" / TAPE_FILE),
+                    tape.LIMIT_VAR: str(job.limits.record_bytes),
                     "OMP_NUM_THREADS": "1"}}
     for sub in ("tmp", ".matplotlib", ".ipython"):
         (work / "home" / sub).mkdir(parents=True, exist_ok=True)
@@ -286,7 +287,9 @@ def run_nbgrader(work: Path, job: Job) -> dict:
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
            "JUPYTER_PATH": str(work / "jupyter"), "JUPYTER_RUNTIME_DIR": str(work / "rt"),
            "OMP_NUM_THREADS": "1"}
-    env.pop("DESCENT_GRADING_TAPE", None)
+    from descent.grading.tape import ENV_VAR
+
+    env.pop(ENV_VAR, None)      # only the kernel records (its kernelspec sets it)
     log_path = work / "nbgrader.log"
     start = time.monotonic()
     with open(log_path, "wb") as log:
