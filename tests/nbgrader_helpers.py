@@ -3,9 +3,9 @@
 ``Course`` is the one nbgrader course the round trip (``test_nbgrader_roundtrip.py``) grades
 all assignments in; the in-process runners (``run_in_process``, ``run_from``) and
 ``check_mistake`` serve the per-assignment corpus tests (``test_grading.py``,
-``test_exercise_NN.py``). Every in-process run records what the checks got from the student's
-code, as a grading kernel does, and ``check_mistake`` replays that record against the source
-notebook (``run_and_replay``): the clean verdict must agree with the in-process one.
+``test_exercise_NN.py``). ``check_mistake`` also grades each submission as the class grader
+does (``grade_in_process``: the student's side behind a door, the checks on the trusted side);
+both verdicts must agree.
 
 A course directory is ``nbgrader_config.py`` plus ``solutions/`` copied into a temporary
 folder; every nbgrader command runs there, with the project's virtual environment first on
@@ -36,7 +36,8 @@ from pathlib import Path
 
 import nbformat
 
-from descent.grading import tape
+from descent.grading import trusted
+from descent.grading.door import LocalDoor
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -181,19 +182,20 @@ def corpus(assignment: str) -> list[Mistake]:
     return out
 
 
-def run_in_process(nb, *, recorder: tape.Recorder | None = None) -> dict[str, str | None]:
-    """Execute a notebook's code cells in this process, as a kernel would, in one namespace.
+def run_in_process(nb) -> dict[str, str | None]:
+    """Execute a notebook's code cells in this process, as a kernel would, in one namespace:
+    what a student's own Jupyter (and ``make autograde``) does, checks calling the student's
+    code directly.
 
     Returns ``{grade_id: None if the grade cell passed, else "Error: message"}`` for every
     grade cell. nbgrader gives a code grade cell its points exactly when it raises nothing, so
     this predicts the autograded score without the cost of a kernel (~3 s each here); the
     nbgrader round trip checks that prediction on a few submissions.
     """
-    return _execute(nb, recorder=recorder)
+    return _execute(nb)
 
 
-def run_from(nb, first_answer: str | None = None, *,
-             recorder: tape.Recorder | None = None) -> dict[str, str | None]:
+def run_from(nb, first_answer: str | None = None) -> dict[str, str | None]:
     """Like ``run_in_process``, with ``NBGRADER_EXECUTION`` set as nbgrader sets it (the
     notebooks skip their exploration cells); grade cells above ``first_answer`` are skipped
     (reported as passing, which the solution run checks): code runs top to bottom, so their
@@ -201,7 +203,7 @@ def run_from(nb, first_answer: str | None = None, *,
     saved = os.environ.get("NBGRADER_EXECUTION")
     os.environ["NBGRADER_EXECUTION"] = "autograde"
     try:
-        return _execute(nb, first_answer, recorder)
+        return _execute(nb, first_answer)
     finally:
         if saved is None:
             os.environ.pop("NBGRADER_EXECUTION", None)
@@ -209,50 +211,45 @@ def run_from(nb, first_answer: str | None = None, *,
             os.environ["NBGRADER_EXECUTION"] = saved
 
 
-def _execute(nb, first_answer: str | None = None,
-             recorder: tape.Recorder | None = None) -> dict[str, str | None]:
+def _execute(nb, first_answer: str | None = None) -> dict[str, str | None]:
     namespace: dict = {"__name__": "__main__"}
     results: dict[str, str | None] = {}
     reached = first_answer is None
-    with tape.recording(recorder) as recorder:
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
-            meta = cell.metadata.get("nbgrader", {})
-            reached = reached or meta.get("grade_id") == first_answer
-            if meta.get("grade") and not reached:
-                results[meta["grade_id"]] = None
-                continue
-            recorder.begin_cell(cell.source)          # as the kernel's pre_run_cell hook does
-            try:
-                exec(compile(cell.source, f"<cell {meta.get('grade_id')}>", "exec"), namespace)
-                error = None
-            except Exception as err:  # noqa: BLE001 - a failing cell is a result here
-                error = f"{type(err).__name__}: {err}"
-            recorder.end_cell(f"cell {meta.get('grade_id')}")
-            if meta.get("grade"):
-                results[meta["grade_id"]] = error
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        reached = reached or meta.get("grade_id") == first_answer
+        if meta.get("grade") and not reached:
+            results[meta["grade_id"]] = None
+            continue
+        try:
+            exec(compile(cell.source, f"<cell {meta.get('grade_id')}>", "exec"), namespace)
+            error = None
+        except Exception as err:  # noqa: BLE001 - a failing cell is a result here
+            error = f"{type(err).__name__}: {err}"
+        if meta.get("grade"):
+            results[meta["grade_id"]] = error
     return results
 
 
-def run_and_replay(nb, assignment: str, first_answer: str | None = None, *,
-                   as_graded: bool = True):
-    """Run ``nb`` in process while recording, then replay the record against the source
-    notebook as the clean process does (:func:`descent.grading.tape.trusted_parts`).
+def grade_in_process(nb, assignment: str) -> trusted.TrustedResult:
+    """The class grader's verdict on ``nb``: the grade cells of the source notebook run on the
+    trusted side, the student's cells behind a door in this same process (``LocalDoor``:
+    the same pickles and plain data as the confined process, without its isolation)."""
+    with LocalDoor() as door:
+        return trusted.grade_notebook(nb, source(assignment), door)
 
-    Returns ``(in-process results, trusted result)``; grade cells skipped before
-    ``first_answer`` have no record and are left out of the trusted parts. ``as_graded``:
-    with ``NBGRADER_EXECUTION`` set (``run_from``), else as a student runs it.
-    """
-    recorder = tape.Recorder()
-    results = run_from(nb, first_answer, recorder=recorder) if as_graded or first_answer \
-        else run_in_process(nb, recorder=recorder)
-    entries, problems = tape.parse(recorder.lines)
-    trusted = tape.replay_notebook(source(assignment), entries)
-    trusted.tampering = problems + trusted.tampering
+
+def run_and_grade(nb, assignment: str, first_answer: str | None = None, *,
+                  as_graded: bool = True):
+    """(the in-process run's results, as a student's Jupyter sees them; the class grader's
+    verdict). Grade cells skipped before ``first_answer`` are left out of both."""
+    results = run_from(nb, first_answer) if as_graded or first_answer else run_in_process(nb)
+    verdict = grade_in_process(nb, assignment)
     ran = set(results) if not first_answer else _ran_from(nb, first_answer)
-    trusted.parts = {gid: part for gid, part in trusted.parts.items() if gid in ran}
-    return results, trusted
+    verdict.parts = {gid: part for gid, part in verdict.parts.items() if gid in ran}
+    return results, verdict
 
 
 def _ran_from(nb, first_answer: str) -> set[str]:
@@ -265,28 +262,29 @@ def _ran_from(nb, first_answer: str) -> set[str]:
     return ran
 
 
-def assert_trusted_agrees(results: dict[str, str | None], trusted) -> None:
-    """The clean verdict of every part that ran equals the in-process one; no tampering."""
-    assert not trusted.tampering, trusted.tampering
-    for gid, part in trusted.parts.items():
+def assert_trusted_agrees(results: dict[str, str | None], verdict) -> None:
+    """The class grader's verdict of every part that ran equals the student's own run."""
+    assert not verdict.concerns, verdict.concerns
+    for gid, part in verdict.parts.items():
         assert (part.score == part.points) == (results[gid] is None), (gid, results[gid],
                                                                       part.message)
 
 
 def check_mistake(mistake: Mistake, *, from_answer: bool = True) -> None:
-    """In process: the submission fails exactly the grade cells its header lists, each with
-    the header's feedback text in a ``CheckFailed: [Part …`` message. ``from_answer``: run it
-    with ``run_from`` from the replaced answer cell on, else every cell with ``run_in_process``.
-    """
+    """The submission fails exactly the grade cells its header lists, each with the header's
+    feedback text in a ``CheckFailed: [Part …`` message, in the student's own run and in the
+    class grader's verdict alike. ``from_answer``: the in-process run starts at the replaced
+    answer cell (``run_from``), else it runs every cell (``run_in_process``)."""
     nb = mistake.notebook()
-    results, trusted = run_and_replay(nb, mistake.assignment,
-                                      mistake.cell if from_answer else None)
-    assert_trusted_agrees(results, trusted)
+    results, verdict = run_and_grade(nb, mistake.assignment,
+                                     mistake.cell if from_answer else None)
+    assert_trusted_agrees(results, verdict)
     failed = {k for k, err in results.items() if err}
     assert failed == set(mistake.loses), results
     for part in mistake.loses:
         assert mistake.feedback in results[part], results[part]
         assert results[part].startswith("CheckFailed: [Part "), results[part]
+        assert mistake.feedback in verdict.parts[part].message, verdict.parts[part].message
 
 
 def hidden_lines(assignment: str) -> list[str]:

@@ -39,11 +39,21 @@ def test_the_variant_optimizer_with_no_mistake_is_torch_adamw():
     np.testing.assert_allclose(ours, torch_run, rtol=1e-12, atol=1e-14)
 
 
-def test_references_are_restored_after_a_check():
+def test_functional_adam_is_a_reference_during_the_call_and_restored_after():
     import importlib
+
+    from descent.grading import sandbox
 
     fn = importlib.import_module("torch.optim.adam")._single_tensor_adam
     code = fn.__code__
+
+    def uses_the_kernel():
+        fn([], [], [], [], [], [], foreach=False, capturable=False, differentiable=False,
+           has_complex=False, amsgrad=False, beta1=0.9, beta2=0.9, lr=0.1, weight_decay=0.0,
+           eps=1e-8, maximize=False, grad_scale=None, found_inf=None)
+
+    assert sandbox.call(uses_the_kernel).delegated == []
     with a07._no_functional_adam():
-        assert fn.__code__ is not code
+        out = sandbox.call(uses_the_kernel)
+    assert out.delegated == ["torch.optim.adam._single_tensor_adam"], out
     assert fn.__code__ is code

@@ -51,7 +51,14 @@ def test_buggy_loop_in_the_notebook_has_exactly_the_four_planted_bugs():
 
 
 def test_clip_reference_is_torch_and_the_checks_restore_it():
+    from descent.grading import sandbox
+
     code = torch.nn.utils.clip_grad_norm_.__wrapped__.__code__
-    with a08._library_forbidden():
-        assert torch.nn.utils.clip_grad_norm_.__wrapped__.__code__ is not code
+    params = [torch.nn.Parameter(torch.ones(3))]
+    params[0].grad = torch.ones(3)
+    with a08._library_forbidden():          # the rule travels with each call
+        assert torch.nn.utils.clip_grad_norm_.__wrapped__.__code__ is code
+        out = sandbox.call(torch.nn.utils.clip_grad_norm_, params, 1.0)
+    assert out.delegated == ["torch.nn.utils.clip_grad.clip_grad_norm_"], out
     assert torch.nn.utils.clip_grad_norm_.__wrapped__.__code__ is code
+    assert float(torch.nn.utils.clip_grad_norm_(params, 1.0)) > 1      # torch's own, again

@@ -25,7 +25,7 @@ from nbgrader_helpers import (
     check_mistake,
     corpus,
     notebook_path,
-    run_and_replay,
+    run_and_grade,
     source,
 )
 
@@ -51,7 +51,7 @@ def in_solutions_folder():
 
 @pytest.mark.parametrize("assignment", ALL_ASSIGNMENTS)
 def test_solution_passes_every_grade_cell(assignment):
-    results, trusted = run_and_replay(source(assignment), assignment,
+    results, trusted = run_and_grade(source(assignment), assignment,
                                       as_graded=assignment in FROM_ANSWER)
     assert results and results == {k: None for k in results}, results
     assert len(results) == PARTS.get(assignment, len(results))

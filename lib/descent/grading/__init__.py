@@ -41,12 +41,15 @@ Every check is two halves:
 2. *trusted* — ``judge_rule``, ``judge_function``, ``judge_schedule``, ``judge_training``
    recompute the reference from the same choice of inputs and return a :class:`Verdict`.
 
-``check_*`` = judge(run(...)).raise_for(part, equation). In the grading kernel both halves run
-next to the student's code, which could patch them; so every outcome is also written to a
-record (:mod:`descent.grading.tape`, when the kernel is given one), and the class grader
-(:mod:`descent.grading.classroom`) replays the source notebook's grade cells against that
-record in a clean process: that replay is the verdict, and a kernel that disagrees with it is
-flagged.
+``check_*`` = judge(run(...)).raise_for(part, equation). Every call of student code goes
+through :func:`descent.grading.sandbox.call`. In a student's Jupyter both halves run next to
+the student's code (a self-check: the student could patch it, and only fools themselves).
+The class grader (:mod:`descent.grading.classroom`) runs the grade cells, hidden tests
+included, in its own process (:mod:`descent.grading.trusted`); there each ``sandbox.call``
+crosses a door (:mod:`descent.grading.door`) to the student's code in a confined process
+(:mod:`descent.grading.confine`) and brings back plain data only
+(:mod:`descent.grading.plain`). Code crosses by name only, never by value, so the checks' run
+halves are library functions and ``functools.partial`` of them, never lambdas.
 
 One mistake costs one part: when a later part calls the student's earlier answers
 (``run_gd`` calls ``gd_step``), the check substitutes the grader's trusted versions for them
@@ -101,15 +104,12 @@ from descent.grading.rules import (  # noqa: E402
 )
 from descent.grading.sandbox import Outcome, call, forbid_references  # noqa: E402
 from descent.grading.schedules import check_schedule, judge_schedule, run_schedule  # noqa: E402
-from descent.grading.tape import activate_from_env  # noqa: E402
 from descent.grading.training import (  # noqa: E402
     RunSpec,
     check_training_run,
     judge_training,
     run_training,
 )
-
-activate_from_env()     # in a grading kernel given a record file: record every outcome
 
 __all__ = [
     "CheckFailed", "DelegationError", "Mistake", "Outcome", "RuleCase", "RuleSpec", "RunSpec",

@@ -16,6 +16,7 @@ The three steps of every check (see the package docstring):
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -120,10 +121,19 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+def stateless_update(update: Callable, param, grad, state, **hyper):
+    """A stateless rule ``update(param, grad, **hyper)`` in the stateful form."""
+    return update(param, grad, **hyper), None
+
+
+def no_state(param) -> None:
+    return None
+
+
 def _stateful(update: Callable, init: Callable | None, stateless: bool):
     if not stateless:
         return update, init
-    return (lambda p, g, s, **h: (update(p, g, **h), None)), (lambda p: None)
+    return functools.partial(stateless_update, update), no_state
 
 
 def iterates(update: Callable, init: Callable, case: RuleCase, *, stateless: bool = False,

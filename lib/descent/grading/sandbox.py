@@ -1,33 +1,44 @@
-"""The untrusted side: call the student's code on inputs the grader chose, record plain data.
+"""The one door to student code: call it on inputs the grader chose, get plain data back.
 
 Nothing here decides a grade. Each call returns an :class:`Outcome` of plain values (NumPy
 arrays, floats, strings): what the student's function returned, whether it raised, whether it
 changed its inputs, whether it called a reference it was asked to implement. The trusted side
-(:mod:`descent.grading.compare`) turns outcomes into verdicts. Issue 5 moves that second half
-into a clean process; this split is what makes the move possible.
+(:mod:`descent.grading.compare` and the checks) turns outcomes into verdicts.
+
+:func:`call` is that door. In the student's own Jupyter (and under ``make autograde``) it
+calls the function right here. When the class grader grades, a
+:class:`~descent.grading.door.Door` is open and the same call crosses to the student's
+process, which runs :func:`call_here` there and sends back the outcome as plain data. What a
+call may not use and which earlier answers the grader lends it (:class:`Rules`) travel with
+the call, so they hold on the student's side.
 
 **No delegation.** While student code runs, :func:`forbid_references` swaps every reference
 implementation (the pure rules of :mod:`descent.rules`, the classes of :mod:`descent.optim`,
-:mod:`torch.optim` and its schedulers, :mod:`descent.schedules`) for a sentinel that raises
+:mod:`torch.optim` and its schedulers, :mod:`descent.schedules`, and what a part adds with
+:func:`forbidding`) for a sentinel that raises
 :class:`~descent.grading.feedback.DelegationError` and records the call, so even a student
 who catches the error is still seen. Function references are swapped through ``__code__``, so a
-name bound earlier with ``from descent.rules import sgd_update`` is caught too.
+name bound earlier with ``from descent.rules import sgd_update`` is caught too. A reference
+copied before the call is not caught: that is a matter of honesty, which ``make similarity``
+reports to the instructor.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib
 import inspect
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from descent.grading import tape
+from descent.grading import door as _door
 from descent.grading.feedback import DelegationError, brief_exception
 
 _CALLED: list[str] = []   # names of references called while forbidden (survives a caught error)
@@ -61,16 +72,70 @@ REFERENCES: dict[str, tuple[str, ...] | None] = {
 _BASES = (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
 
 
-def _references() -> tuple[list[tuple[str, Callable]], list[type]]:
+@dataclass(frozen=True)
+class Rules:
+    """What one call may not use, and the grader's versions of earlier answers it gets.
+
+    ``forbid``: more reference modules (name → public names, or None for all);
+    ``allow``: reference modules this part may use after all (a training loop builds a
+    ``torch.optim`` optimizer); ``classes``: more classes whose construction is delegation;
+    ``functions``: more functions, as (module, attribute path) (torch's functional kernels,
+    ``"clip_grad_norm_.__wrapped__"``); ``trusted``: notebook names replaced during the call
+    by the grader's versions (a later part calls an earlier answer: one mistake costs one
+    part). Plain data and library objects only: the rules travel with the call.
+    """
+
+    forbid: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+    allow: tuple[str, ...] = ()
+    classes: tuple[type, ...] = ()
+    functions: tuple[tuple[str, str], ...] = ()
+    trusted: Mapping[str, Callable] = field(default_factory=dict)
+
+    def __add__(self, other: Rules) -> Rules:
+        return Rules({**self.forbid, **other.forbid}, (*self.allow, *other.allow),
+                     (*self.classes, *other.classes), (*self.functions, *other.functions),
+                     {**self.trusted, **other.trusted})
+
+
+_AMBIENT: list[Rules] = []     # rules of the enclosing ``forbidding``/``trusting`` blocks
+
+
+@contextlib.contextmanager
+def _adding(rules: Rules) -> Iterator[None]:
+    _AMBIENT.append(rules)
+    try:
+        yield
+    finally:
+        _AMBIENT.remove(rules)
+
+
+def forbidding(modules: Mapping[str, tuple[str, ...] | None] | None = None,
+               classes: tuple[type, ...] = (), *, functions: tuple[tuple[str, str], ...] = (),
+               allow: tuple[str, ...] = ()):
+    """Within the block every :func:`call` also forbids these references (see :class:`Rules`).
+
+    Some parts ask for something the library has elsewhere: 03-sgd's sampler
+    (``descent.data.batches``), 04-momentum's optimal tuning (``descent.rates``)."""
+    return _adding(Rules(dict(modules or {}), tuple(allow), tuple(classes), tuple(functions)))
+
+
+def trusting(replacements: Mapping[str, Callable] | None) -> contextlib.AbstractContextManager:
+    """Within the block every :func:`call` runs with these notebook names replaced by the
+    grader's versions (``{"adam_update": trusted_adam_update}``)."""
+    return _adding(Rules(trusted=dict(replacements or {})))
+
+
+def _references(rules: Rules) -> tuple[list[tuple[str, Callable]], list[type]]:
     """(public name, function) pairs and classes of every reference module."""
-    functions, classes = [], []
-    for module, only in REFERENCES.items():
+    functions, classes = [], list(rules.classes)
+    modules = {k: v for k, v in {**REFERENCES, **rules.forbid}.items() if k not in rules.allow}
+    for module, only in modules.items():
         try:
             mod = importlib.import_module(module)
         except ImportError:            # a module not written yet has nothing to forbid
             continue
         for name, obj in vars(mod).items():
-            if name.startswith("_") or (only is not None and name not in only):
+            if (only is None and name.startswith("_")) or (only is not None and name not in only):
                 continue
             owner = getattr(obj, "__module__", "") or ""
             if not owner.startswith(("descent.", "torch.optim")):
@@ -82,14 +147,21 @@ def _references() -> tuple[list[tuple[str, Callable]], list[type]]:
                     classes.append(obj)
             elif inspect.isfunction(obj) and not obj.__code__.co_freevars:
                 functions.append((f"{module}.{name}", obj))
+    for module, path in rules.functions:
+        try:
+            obj = functools.reduce(getattr, path.split("."), importlib.import_module(module))
+        except (ImportError, AttributeError):
+            continue
+        if inspect.isfunction(obj) and not obj.__code__.co_freevars:
+            functions.append((f"{module}.{path.replace('.__wrapped__', '')}", obj))
     unique = {id(f): (name, f) for name, f in reversed(functions)}   # first name wins
     return list(unique.values()), list(dict.fromkeys(classes))
 
 
 @contextlib.contextmanager
-def forbid_references() -> Iterator[list[str]]:
+def forbid_references(rules: Rules = Rules()) -> Iterator[list[str]]:
     """Within the block every reference raises ``DelegationError``; yields the names called."""
-    functions, classes = _references()
+    functions, classes = _references(rules)
     saved_code = {f: f.__code__ for _, f in functions}
     saved_init = {c: c.__dict__.get("__init__") for c in classes}
     start = len(_CALLED)
@@ -154,14 +226,52 @@ def same(a, b) -> bool:
         return True
 
 
+def _globals_of(obj) -> dict | None:
+    """The namespace a notebook function or class looks its names up in, if it is one."""
+    if isinstance(obj, functools.partial):
+        return _globals_of(obj.func)
+    if isinstance(obj, types.FunctionType):
+        return obj.__globals__ if obj.__module__ == "__main__" else None
+    if isinstance(obj, type) and obj.__module__ == "__main__":
+        for value in vars(obj).values():
+            fn = inspect.unwrap(getattr(value, "__func__", value))   # @torch.no_grad()
+            if isinstance(fn, types.FunctionType):
+                return fn.__globals__
+    return None
+
+
+def notebook_namespace(fn, args=(), kwargs=None) -> dict | None:
+    """The student's notebook namespace, found through the code a call is given."""
+    candidates = [fn, *args, *(kwargs or {}).values()]
+    for obj in candidates:
+        if isinstance(obj, functools.partial):
+            candidates += [*obj.args, *obj.keywords.values()]
+        found = _globals_of(obj)
+        if found is not None:
+            return found
+    return None
+
+
+def notebook_names(obj, *names: str) -> dict[str, Any]:
+    """The values of ``names`` in the notebook where ``obj`` (the student's) was defined.
+
+    On the grader's side of a door, ``obj`` is a name and so are the answers: a call of one
+    that the notebook lacks raises ``NameError``."""
+    if isinstance(obj, _door.StudentName):
+        return {name: _door.StudentName(name) for name in names}
+    namespace = _globals_of(obj) or {}
+    return {name: namespace[name] for name in names if name in namespace}
+
+
 @contextlib.contextmanager
-def substitute(fn: Callable, replacements: dict[str, Callable] | None) -> Iterator[None]:
-    """Within the block, the global names ``fn`` looks up are the grader's trusted versions.
+def substitute(namespace: dict | None, replacements: Mapping[str, Callable] | None
+               ) -> Iterator[None]:
+    """Within the block, ``namespace``'s names in ``replacements`` are the grader's versions.
 
     A later part calls the student's earlier answers (``run_gd`` calls ``gd_step``); with the
     earlier answers replaced by correct ones, each mistake costs the points of one part only.
     """
-    namespace = getattr(fn, "__globals__", {})
+    namespace = namespace if namespace is not None else {}
     saved = {name: namespace[name] for name in (replacements or {}) if name in namespace}
     try:
         for name in saved:
@@ -171,30 +281,64 @@ def substitute(fn: Callable, replacements: dict[str, Callable] | None) -> Iterat
         namespace.update(saved)
 
 
+_HERE: list[bool] = []     # non-empty while the student's side answers a call in this process
+
+
+@contextlib.contextmanager
+def here() -> Iterator[None]:
+    """Within the block, :func:`call` runs on this side even if a door is open (the
+    student's side of a :class:`~descent.grading.door.LocalDoor`)."""
+    _HERE.append(True)
+    try:
+        yield
+    finally:
+        _HERE.pop()
+
+
 def call(fn: Callable, *args, watch: dict[str, Any] | None = None,
-         trusted: dict[str, Callable] | None = None,
+         trusted: Mapping[str, Callable] | None = None,
          observe: Callable[[Any], Any] | None = None, **kwargs) -> Outcome:
     """Call student code with references forbidden; report errors and mutated inputs.
 
     ``watch`` names the inputs that must not change (e.g. ``{"param": θ, "grad": g}``);
     the call receives the very objects given in ``args``/``kwargs``, and after the call each
     watched object is compared with a snapshot taken before. ``trusted`` replaces the
-    student's earlier answers during the call (see :func:`substitute`). ``observe(value)``
+    student's earlier answers during the call (see :class:`Rules`). ``observe(value)``
     reads, right after the call, the effects a check judges besides the returned value
     (gradients left in ``p.grad``, what an optimizer recorded) as plain data into
-    ``Outcome.observed``: the record carries only plain data to the clean process.
+    ``Outcome.observed``.
+
+    While the class grader has a door open, everything given here crosses to the student's
+    process (library functions by name, data by value; see :mod:`descent.grading.door`) and
+    the outcome comes back as plain data. So ``fn`` and ``observe`` are the student's names
+    or library functions (``functools.partial`` of them), never lambdas.
     """
-    if tape.replaying():                  # the clean process: the kernel's record answers
-        return tape.replay(tape.site(2))
+    rules = sum(_AMBIENT, Rules()) + Rules(trusted=dict(trusted or {}))
+    door = _door.current()
+    if door is not None and not _HERE:
+        return door.call(fn, args, kwargs, watch=watch, rules=rules, observe=observe)
+    return call_here(fn, *args, watch=watch, rules=rules, observe=observe, **kwargs)
+
+
+def call_here(fn: Callable, *args, watch: dict[str, Any] | None = None,
+              rules: Rules = Rules(), observe: Callable[[Any], Any] | None = None,
+              namespace: dict | None = None, **kwargs) -> Outcome:
+    """:func:`call`, on this side of any door. ``namespace``: the notebook's (found from
+    ``fn`` and the arguments when not given), where ``rules.trusted`` applies."""
+    if namespace is None:
+        namespace = notebook_namespace(fn, args, kwargs)
     before = {name: snapshot(obj) for name, obj in (watch or {}).items()}
     out = Outcome()
     # NumPy's overflow/invalid warnings are silenced: the verdict reports NaN/inf itself.
-    with forbid_references() as called, substitute(fn, trusted), np.errstate(all="ignore"):
+    with here(), forbid_references(rules) as called, substitute(namespace, rules.trusted), \
+            np.errstate(all="ignore"):
         try:
             out.value = fn(*args, **kwargs)
         except DelegationError as err:
             out.error = str(err)
         except Exception as err:          # the student's error is data, not a grader crash
+            out.error = brief_exception(err)
+        except SystemExit as err:         # sys.exit() in an answer: data too
             out.error = brief_exception(err)
     out.delegated = called
     out.mutated = [name for name, obj in (watch or {}).items() if not same(before[name], obj)]
@@ -203,5 +347,4 @@ def call(fn: Callable, *args, watch: dict[str, Any] | None = None,
             out.observed = observe(out.value)
         except Exception:                 # the student's objects broke what we read: nothing
             out.observed = None
-    tape.record(tape.site(2), out)        # the grading kernel: plain data for the clean verdict
     return out

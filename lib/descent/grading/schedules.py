@@ -21,9 +21,14 @@ from descent.grading.compare import TOL64, allclose, close, first_difference
 from descent.grading.feedback import PASS, Verdict, fail, passed
 
 
+def values(schedule: Callable[[int], float], steps: int) -> list[float]:
+    """``[schedule(0), …, schedule(steps − 1)]`` (runs on the student's side)."""
+    return [float(schedule(t)) for t in range(steps)]
+
+
 def run_schedule(schedule: Callable[[int], float], steps: int) -> sandbox.Outcome:
     """Untrusted: ``[schedule(0), …, schedule(steps − 1)]`` as a float64 array."""
-    out = sandbox.call(lambda: [float(schedule(t)) for t in range(steps)])
+    out = sandbox.call(values, schedule, steps)
     if out.ok:
         out.value = np.asarray(out.value, dtype=float)
     return out

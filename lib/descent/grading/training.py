@@ -79,29 +79,32 @@ def _data_and_model(run: RunSpec):
     return x.to(run.device), y.to(run.device), model.to(run.device)
 
 
-def losses(make_optimizer: Callable, run: RunSpec, *, untrusted: bool) -> sandbox.Outcome:
-    """Train a fresh model with ``make_optimizer(model.parameters())``; ``value`` = losses."""
-    run = run.resolved()
+def train_losses(make_optimizer: Callable, run: RunSpec) -> list[float]:
+    """Train a fresh model of ``run`` with ``make_optimizer(model.parameters())``; the loss
+    before each step. The student's optimizer runs here on the student's side: the data and
+    the model are built there from the run's seeds."""
     torch.backends.cuda.matmul.allow_tf32 = False
     x, y, model = _data_and_model(run)
+    optimizer = make_optimizer(model.parameters())
     out: list[float] = []
+    for _ in range(run.steps):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        out.append(float(loss.detach()))
+    return out
 
-    def train():
-        optimizer = make_optimizer(model.parameters())
-        for _ in range(run.steps):
-            optimizer.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(x), y)
-            loss.backward()
-            optimizer.step()
-            out.append(float(loss.detach()))
-        return out
 
+def losses(make_optimizer: Callable, run: RunSpec, *, untrusted: bool) -> sandbox.Outcome:
+    """The loss curve of ``make_optimizer`` in the grader's run (resolved to its device)."""
+    run = run.resolved()
     if untrusted:
-        result = sandbox.call(train)
+        result = sandbox.call(train_losses, make_optimizer, run)
         if result.ok:
-            result.value = np.asarray(result.value)
+            result.value = np.asarray(result.value, dtype=float)
         return result
-    return sandbox.Outcome(np.asarray(train()))
+    return sandbox.Outcome(np.asarray(train_losses(make_optimizer, run)))
 
 
 def run_training(make_optimizer: Callable, run: RunSpec = RunSpec()) -> sandbox.Outcome:
@@ -146,7 +149,8 @@ def check_training_run(make_optimizer: Callable, reference: Callable, *, part: s
     """Re-run the student's optimizer and the reference; raise on a difference.
 
     ``make_optimizer(params)`` and ``reference(params)`` each return a fresh optimizer, e.g.
-    ``lambda p: MyAdam(p, lr=1e-2)`` and ``lambda p: torch.optim.Adam(p, lr=1e-2)``. For the
+    ``functools.partial(MyAdam, lr=1e-2)`` and ``functools.partial(torch.optim.Adam,
+    lr=1e-2)`` (the student's side gets ``make_optimizer`` by name, so no lambda). For the
     curve itself (a plot), call :func:`run_training`.
     """
     got = run_training(make_optimizer, run)

@@ -14,6 +14,7 @@ so GD converges iff η < 2/L, and the error shrinks by ρ(η) per step. The refe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -64,6 +65,11 @@ def trusted_run_gd(grad_fn, theta0, lr, steps):
 TRUSTED = {"gd_step": trusted_gd_step, "run_gd": trusted_run_gd}
 
 
+def quadratic_gradient(A: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """∇ ½θᵀAθ = Aθ (given to the student's run_gd as ``partial(quadratic_gradient, A)``)."""
+    return A @ theta
+
+
 def check_step(gd_step: Callable, *, seeds: Sequence[int] = (0,),
                shapes: Sequence[tuple[int, ...]] = ((3,),), steps: int = 12) -> None:
     return check_rule(gd_step, spec=gd_spec(), part=PART_STEP[0], equation=PART_STEP[1],
@@ -80,7 +86,7 @@ def check_run(run_gd: Callable, *, seeds: Sequence[int] = (0,), dims: Sequence[i
     for seed in seeds:
         for dim in dims:
             A, theta0 = problem(seed, dim)
-            grad_fn = lambda theta, A=A: A @ theta                # ∇ ½θᵀAθ
+            grad_fn = functools.partial(quadratic_gradient, A)    # ∇ ½θᵀAθ
             out = sandbox.call(run_gd, grad_fn, theta0, lr=lr, steps=steps,
                                watch={"theta0": theta0}, trusted={"gd_step": trusted_gd_step})
             where = f" (quadratic with seed {seed}, dimension {dim}, η = {lr}, T = {steps})"

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 
 from descent.grading import sandbox
-from descent.grading.assignments._forbid import forbidding
 from descent.grading.compare import TOL32, TOL64, allclose, first_difference, scale_mistake
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.schedules import judge_schedule, run_schedule
@@ -48,7 +47,7 @@ PART_TRAIN = ("3.5", "eq. (SGD), θ_t = θ_{t−1} − η_t ĝ_B, on softmax reg
 def _references():
     """What the parts of this assignment may not call: the library's own answers."""
     from descent.data import Batches
-    return forbidding({"descent.noise": None, "descent.data": ("batches",)}, (Batches,))
+    return sandbox.forbidding({"descent.noise": None, "descent.data": ("batches",)}, (Batches,))
 
 
 def _name(fn) -> str:
@@ -353,10 +352,7 @@ def check_schedule(robbins_monro: Callable, *, settings: Sequence[tuple[float, f
     """Steps 0 … steps − 1 against η₀/(1 + t/τ); off-by-one, a square or a root named."""
     part, name = PART_SCHEDULE, _name(robbins_monro)
     for lr0, tau in settings:
-        def schedule(t, lr0=lr0, tau=tau):
-            return robbins_monro(t, lr0=lr0, tau=tau)
-        schedule.__name__ = name
-        got = run_schedule(schedule, steps)
+        got = run_schedule(functools.partial(robbins_monro, lr0=lr0, tau=tau), steps)
         where = f" (η₀ = {lr0}, τ = {tau})"
         if got.ok:
             ts = np.arange(steps)

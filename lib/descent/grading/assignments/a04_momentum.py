@@ -26,8 +26,8 @@ run (:mod:`descent.grading.training`).
 
 from __future__ import annotations
 
+import functools
 import math
-import types
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -35,7 +35,6 @@ import numpy as np
 import torch
 
 from descent.grading import sandbox
-from descent.grading.assignments._forbid import forbidding
 from descent.grading.catalogue import SGD_MISTAKES
 from descent.grading.feedback import fail, passed
 from descent.grading.rules import Mistake, RuleSpec, check_rule
@@ -210,7 +209,7 @@ def check_tuning(best_heavy_ball: Callable, *, problems: Sequence[tuple[float, f
     part, name = PART_TUNING, getattr(best_heavy_ball, "__name__", "your function")
     for L, mu in problems:
         where = f" (L = {L:g}, μ = {mu:g}, κ = {L / mu:g})"
-        with forbidding({"descent.rates": None}):
+        with sandbox.forbidding({"descent.rates": None}):
             out = sandbox.call(best_heavy_ball, L, mu)
         if out.delegated:
             fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, the "
@@ -240,17 +239,6 @@ def check_tuning(best_heavy_ball: Callable, *, problems: Sequence[tuple[float, f
 
 # -- 4.4 the optimizer and its training run ---------------------------------------------------
 
-def _namespace(cls) -> types.SimpleNamespace:
-    """Something with the ``__globals__`` the student's class looks its rules up in."""
-    for value in vars(cls).values():
-        fn = getattr(value, "__func__", value)
-        while hasattr(fn, "__wrapped__"):            # @torch.no_grad() wraps step
-            fn = fn.__wrapped__
-        if isinstance(fn, types.FunctionType):
-            return types.SimpleNamespace(__globals__=fn.__globals__)
-    return types.SimpleNamespace(__globals__={})
-
-
 SETTINGS = ((0.05, 0.9, False), (0.05, 0.9, True))
 
 
@@ -266,7 +254,7 @@ def _wrong_design(got: sandbox.Outcome, run: RunSpec, lr: float, beta: float,
          "heavy_ball_update otherwise"),
     )
     for keywords, meaning in designs:
-        curve = losses(lambda p, kw=keywords: torch.optim.SGD(p, lr=lr, **kw), run,
+        curve = losses(functools.partial(torch.optim.SGD, lr=lr, **keywords), run,
                        untrusted=False).value
         if np.allclose(got.value, curve, rtol=1e-5, atol=0):
             return meaning
@@ -285,11 +273,10 @@ def check_optimizer(MomentumSGD: type, *, runs: Sequence[RunSpec] = (RunSpec(),)
     part, name = PART_TRAIN, getattr(MomentumSGD, "__name__", "your optimizer")
     for run in runs:
         for lr, beta, nesterov in settings:
-            make = lambda p, lr=lr, beta=beta, nesterov=nesterov: MomentumSGD(
-                p, lr=lr, momentum=beta, nesterov=nesterov)
-            reference = lambda p, lr=lr, beta=beta, nesterov=nesterov: torch.optim.SGD(
-                p, lr=lr, momentum=beta, nesterov=nesterov)
-            with sandbox.substitute(_namespace(MomentumSGD), TRUSTED):
+            make = functools.partial(MomentumSGD, lr=lr, momentum=beta, nesterov=nesterov)
+            reference = functools.partial(torch.optim.SGD, lr=lr, momentum=beta,
+                                          nesterov=nesterov)
+            with sandbox.trusting(TRUSTED):
                 got = run_training(make, run)
             verdict = judge_training(reference, got, run)
             where = (f" ({name}(lr={lr}, momentum={beta}, nesterov={nesterov}); the grader's "

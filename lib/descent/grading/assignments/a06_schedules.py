@@ -33,6 +33,7 @@ When the student's schedule fails part 6.1, the run uses the reference schedule 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -167,7 +168,7 @@ def check(kind: str, part: tuple[str, str], schedule: Callable,
     name = getattr(schedule, "__name__", "your schedule")
     for hyper in settings:
         n = steps or _length(kind, hyper)
-        got = run_schedule(lambda t, hyper=hyper: schedule(t, **hyper), n)
+        got = run_schedule(functools.partial(schedule, **hyper), n)
         judge(kind, hyper, got, n, name).raise_for(*part)
     passed(part[0], len(settings))
 
@@ -215,25 +216,49 @@ TRAIN_SCHEDULE = {"lr": 0.2, "warmup_steps": 10, "total_steps": 60, "eta_min": 0
 MOMENTUM = 0.9
 
 
+class MSELoss:
+    """``loss_fn(model)``: the mean squared error of ``model`` on the grader's data."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __call__(self, model) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(model(self.x), self.y)
+
+
 class RecordingSGD(torch.optim.SGD):
     """The grader's SGD: each ``step()`` records the lr it uses and the loss at the parameters
     it starts from (computed by the grader, in ``no_grad``), then steps."""
 
-    def __init__(self, params, loss_at: Callable[[], torch.Tensor]):
+    def __init__(self, params, loss_fn: MSELoss, model: torch.nn.Module):
         super().__init__(params, lr=0.0, momentum=MOMENTUM)
-        self.loss_at, self.lrs, self.losses = loss_at, [], []
+        self.loss_fn, self.model, self.lrs, self.losses = loss_fn, model, [], []
+
+    def __getstate__(self):          # it crosses to the student's side with what it records
+        return {**super().__getstate__(), "loss_fn": self.loss_fn, "model": self.model,
+                "lrs": self.lrs, "losses": self.losses}
 
     def step(self, closure=None):
         with torch.no_grad():
-            self.losses.append(float(self.loss_at()))
+            self.losses.append(float(self.loss_fn(self.model)))
         self.lrs.append(self.param_groups[0]["lr"])
         return super().step(closure)
 
 
+def recorded(optimizer: RecordingSGD, _value=None) -> dict[str, list[float]]:
+    """What the grader's optimizer recorded during the student's loop (plain data)."""
+    return {"lrs": [float(v) for v in optimizer.lrs],
+            "losses": [float(v) for v in optimizer.losses]}
+
+
+def lookup(values: list[float], t: int) -> float:
+    return values[t]
+
+
 def _setup(run: training.RunSpec):
     x, y, model = training._data_and_model(run)
-    loss_fn = lambda m: torch.nn.functional.mse_loss(m(x), y)
-    return model, loss_fn, RecordingSGD(model.parameters(), lambda: loss_fn(model))
+    loss_fn = MSELoss(x, y)
+    return model, loss_fn, RecordingSGD(model.parameters(), loss_fn, model)
 
 
 def reference_train(model, loss_fn, optimizer, schedule, steps, *, zero_grad=True):
@@ -255,7 +280,7 @@ def check_training(train: Callable, warmup_cosine: Callable, *, seeds: Sequence[
     hyper = dict(TRAIN_SCHEDULE)
     ref_schedule = reference("warmup_cosine", **hyper)
     steps = steps or hyper["total_steps"]
-    own = run_schedule(lambda t: warmup_cosine(t, **hyper), steps + 1)
+    own = run_schedule(functools.partial(warmup_cosine, **hyper), steps + 1)
     if judge("warmup_cosine", hyper, own, steps + 1, "warmup_cosine").ok:
         lrs = [float(v) for v in own.value]                      # the student's own values
     else:
@@ -264,15 +289,13 @@ def check_training(train: Callable, warmup_cosine: Callable, *, seeds: Sequence[
               "schedule to grade your loop (the schedule's points are lost once, in 6.1).")
     # The loop gets a plain lookup of values computed above: it runs with the references
     # forbidden (descent.schedules among them), and the schedule's code has already been run.
-    schedule = lambda t: lrs[t]
+    schedule = functools.partial(lookup, lrs)
     name = getattr(train, "__name__", "your function")
     for seed in seeds:
         run = training.RunSpec(seed=seed, steps=steps).resolved()
         model, loss_fn, optimizer = _setup(run)
         out = sandbox.call(train, model, loss_fn, optimizer, schedule, steps,
-                           observe=lambda _, opt=optimizer: {
-                               "lrs": [float(v) for v in opt.lrs],
-                               "losses": [float(v) for v in opt.losses]})
+                           observe=functools.partial(recorded, optimizer))
         _judge_run(out, run, lrs, ref_schedule, steps, name).raise_for(part, equation)
     passed(part, len(seeds))
 

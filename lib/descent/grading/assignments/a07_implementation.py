@@ -35,9 +35,9 @@ the sandbox), torch's functional Adam kernels are references here (:func:`_no_fu
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import inspect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -61,21 +61,9 @@ _KERNELS = (("torch.optim.adam", "_single_tensor_adam"), ("torch.optim.adam", "_
             ("torch.optim.adam", "_fused_adam"), ("torch.optim.adamw", "adamw"))
 
 
-@contextlib.contextmanager
-def _no_functional_adam() -> Iterator[None]:
+def _no_functional_adam():
     """Within the block, torch's functional Adam kernels are references (delegation)."""
-    import importlib
-    saved = {}
-    for module, name in _KERNELS:
-        fn = getattr(importlib.import_module(module), name, None)
-        if inspect.isfunction(fn) and not fn.__code__.co_freevars:
-            saved[fn] = fn.__code__
-            fn.__code__ = sandbox._sentinel.__code__.replace(co_name=f"{module}.{name}")
-    try:
-        yield
-    finally:
-        for fn, code in saved.items():
-            fn.__code__ = code
+    return sandbox.forbidding(functions=_KERNELS)
 
 
 def _name(cls) -> str:
@@ -186,7 +174,7 @@ def trajectory(make_optimizer: Callable, seed: int, dtype=torch.float64, steps: 
 
 
 def _torch_adamw(**hyper) -> Callable:
-    return lambda params: torch.optim.AdamW(params, **hyper)
+    return functools.partial(torch.optim.AdamW, **hyper)
 
 
 class _VariantAdamW(torch.optim.Optimizer):
@@ -229,8 +217,9 @@ def mistakes() -> list[tuple[str, str, Callable]]:
 def _diagnose(got: np.ndarray, seed: int, dtype, hyper: dict, tol) -> Verdict | None:
     """The catalogued mistake whose run matches the student's, as a verdict; else None."""
     for name, explain, rule in mistakes():
-        variant = trajectory(lambda p, rule=rule: _VariantAdamW(
-            p, rule, catalogue.adam_init_variant, **hyper), seed, dtype, len(got))
+        variant = trajectory(functools.partial(_VariantAdamW, rule=rule,
+                                               init=catalogue.adam_init_variant, **hyper),
+                             seed, dtype, len(got))
         if allclose(got, variant, tol):
             return fail(explain, name)
     return None
@@ -252,7 +241,7 @@ def check_init(cls: type) -> None:
                  "same keywords and defaults, so that your class can replace torch's).",
                  "defaults").raise_for(*part)
     params = [torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))]
-    out = sandbox.call(lambda: cls(params, lr=0.01, weight_decay=0.1), observe=_optimizer_facts)
+    out = sandbox.call(cls, params, lr=0.01, weight_decay=0.1, observe=_optimizer_facts)
     _raise_if_failed(out, name, part, " when constructed with lr=0.01, weight_decay=0.1")
     seen = out.observed or {"group": {}, "state": 0}
     group = seen["group"]
@@ -270,7 +259,7 @@ def check_init(cls: type) -> None:
     bad = [("lr", -0.1, "η ≥ 0"), ("eps", -1e-8, "ε ≥ 0"), ("betas", (1.0, 0.999), "β₁ in [0, 1)"),
            ("betas", (0.9, -0.1), "β₂ in [0, 1)"), ("weight_decay", -0.01, "λ ≥ 0")]
     for key, value, rule in bad:
-        out = sandbox.call(lambda key=key, value=value: cls(params, **{key: value}))
+        out = sandbox.call(cls, params, **{key: value})
         if out.delegated:
             _raise_if_failed(out, name, part)
         if out.error is None or not out.error.startswith("ValueError"):
@@ -310,8 +299,8 @@ def check_steps(cls: type, *, seeds: Sequence[int] = (0,),
         for dtype in dtypes:
             for hyper in hypers:
                 with _no_functional_adam():
-                    out = sandbox.call(trajectory, lambda p, h=hyper: cls(p, **h), seed, dtype,
-                                       steps)
+                    out = sandbox.call(trajectory, functools.partial(cls, **hyper), seed,
+                                       dtype, steps)
                 _raise_if_failed(out, name, part)
                 out.value = np.asarray(out.value, dtype=float)
                 judge_steps(out, seed, dtype, hyper, name).raise_for(*part)
@@ -321,15 +310,17 @@ def check_steps(cls: type, *, seeds: Sequence[int] = (0,),
 
 # -- 7.3 groups, parameters without gradients, the closure ---------------------------------
 
-def _two_groups(hyper_a: dict, hyper_b: dict, frozen: bool = False):
+def two_groups(hyper_a: dict, hyper_b: dict, model) -> list[dict]:
     """``params`` for a model: first layer with hyper_a, the rest with hyper_b."""
-    def groups(model):
-        params = list(model.parameters())
-        return [{"params": params[:2], **hyper_a}, {"params": params[2:], **hyper_b}]
-    return groups
+    params = list(model.parameters())
+    return [{"params": params[:2], **hyper_a}, {"params": params[2:], **hyper_b}]
 
 
-class _Pair:
+def all_parameters(model) -> list:
+    return list(model.parameters())
+
+
+class Pair:
     """Two optimizers stepped together: what one optimizer with two groups must equal."""
 
     def __init__(self, first, second):
@@ -344,6 +335,44 @@ class _Pair:
             optimizer.step()
 
 
+def pair_of(cls, hyper_a: dict, hyper_b: dict, params) -> Pair:
+    """One optimizer per group: what one optimizer with two groups must equal."""
+    return Pair(cls(params[:2], **hyper_a), cls(params[2:], **hyper_b))
+
+
+def frozen_run(cls, hyper: dict, seed: int) -> tuple[bool, bool]:
+    """Three steps with the first weight's gradient removed: (unchanged, has state)."""
+    model, x, y = problem(seed)
+    params = list(model.parameters())
+    optimizer = cls(params, **hyper)
+    before = params[0].detach().clone()
+    for _ in range(3):
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        params[0].grad = None          # a frozen weight: no gradient this step
+        optimizer.step()
+    return (bool(torch.equal(before, params[0].detach())), params[0] in optimizer.state
+            and bool(optimizer.state[params[0]]))
+
+
+def closure_run(cls, hyper: dict, seed: int):
+    """Five ``step(closure)`` calls: what each returned, and the parameters after."""
+    model, x, y = problem(seed)
+    optimizer = cls(model.parameters(), **hyper)
+    returned = []
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        returned.append(optimizer.step(closure))
+    return returned, _flat(model)
+
+
 def check_groups(cls: type, *, seeds: Sequence[int] = (0,), steps: int = 30) -> None:
     part, name = PART_GROUPS, _name(cls)
     _not_a_subclass(cls, part)
@@ -351,10 +380,10 @@ def check_groups(cls: type, *, seeds: Sequence[int] = (0,), steps: int = 30) -> 
     checks = 0
     for seed in seeds:
         with _no_functional_adam():
-            both = sandbox.call(trajectory, lambda p: cls(p), seed, torch.float64, steps,
-                                groups=_two_groups(a, b))
-            apart = sandbox.call(trajectory, lambda p: _Pair(cls(p[:2], **a), cls(p[2:], **b)),
-                                 seed, torch.float64, steps, groups=lambda m: list(m.parameters()))
+            both = sandbox.call(trajectory, cls, seed, torch.float64, steps,
+                                groups=functools.partial(two_groups, a, b))
+            apart = sandbox.call(trajectory, functools.partial(pair_of, cls, a, b), seed,
+                                 torch.float64, steps, groups=all_parameters)
         for out in (both, apart):
             _raise_if_failed(out, name, part, f" (MLP seed {seed})")
         if not allclose(np.asarray(both.value, float), np.asarray(apart.value, float), TOL64):
@@ -365,21 +394,8 @@ def check_groups(cls: type, *, seeds: Sequence[int] = (0,), steps: int = 30) -> 
                  "self.defaults or the constructor's arguments.", "param-groups").raise_for(*part)
         checks += 1
 
-        def frozen_run(seed=seed):
-            model, x, y = problem(seed)
-            params = list(model.parameters())
-            optimizer = cls(params, **b)
-            before = params[0].detach().clone()
-            for _ in range(3):
-                optimizer.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.mse_loss(model(x), y)
-                loss.backward()
-                params[0].grad = None          # a frozen weight: no gradient this step
-                optimizer.step()
-            return (bool(torch.equal(before, params[0].detach())), params[0] in optimizer.state
-                    and bool(optimizer.state[params[0]]))
         with _no_functional_adam():
-            out = sandbox.call(frozen_run)
+            out = sandbox.call(frozen_run, cls, b, seed)
         _raise_if_failed(out, name, part, " (a parameter whose .grad is None)")
         unchanged, has_state = out.value
         if not unchanged or has_state:
@@ -389,24 +405,13 @@ def check_groups(cls: type, *, seeds: Sequence[int] = (0,), steps: int = 30) -> 
                  "neither decayed nor given moments.", "grad-none").raise_for(*part)
         checks += 1
 
-        def closure_run(seed=seed):
-            model, x, y = problem(seed)
-            optimizer = cls(model.parameters(), **a)
-            returned = []
-            for _ in range(5):
-                def closure():
-                    optimizer.zero_grad()
-                    loss = torch.nn.functional.mse_loss(model(x), y)
-                    loss.backward()
-                    return loss
-                returned.append(optimizer.step(closure))
-            return returned, _flat(model)
         with _no_functional_adam():
-            out = sandbox.call(closure_run)
+            out = sandbox.call(closure_run, cls, a, seed)
         _raise_if_failed(out, name, part, " (step(closure))")
         returned, params = out.value
         with _no_functional_adam():
-            plain = sandbox.call(trajectory, lambda p: cls(p, **a), seed, torch.float64, 5)
+            plain = sandbox.call(trajectory, functools.partial(cls, **a), seed, torch.float64,
+                                 5)
         _raise_if_failed(plain, name, part)
         model, x, y = problem(seed)
         if not all(torch.is_tensor(r) for r in returned):
@@ -423,6 +428,24 @@ def check_groups(cls: type, *, seeds: Sequence[int] = (0,), steps: int = 30) -> 
 
 # -- 7.4 the state dict --------------------------------------------------------------------
 
+def resumed_run(cls, hyper: dict, seed: int, steps: int, resume_at: int):
+    """A run interrupted at ``resume_at``: state_dict, a fresh optimizer, load_state_dict.
+    Returns (how many parameters had state when saved, the parameters after each step)."""
+    model, x, y = problem(seed)
+    first = cls(model.parameters(), **hyper)
+    for _ in range(resume_at):
+        first.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        first.step()
+    saved = first.state_dict()
+    stored = len(first.state)
+    make = functools.partial(cls, **hyper)
+    head = trajectory(make, seed, torch.float64, resume_at)
+    tail = trajectory(make, seed, torch.float64, steps, start=resume_at, state=saved,
+                      model=model)
+    return stored, np.concatenate([head, tail])
+
+
 def check_state_dict(cls: type, *, seeds: Sequence[int] = (0,), steps: int = 100,
                      resume_at: int = 50) -> None:
     """Interrupted at ``resume_at`` (state_dict, fresh optimizer, load_state_dict) = whole run."""
@@ -430,24 +453,10 @@ def check_state_dict(cls: type, *, seeds: Sequence[int] = (0,), steps: int = 100
     _not_a_subclass(cls, part)
     hyper = HYPERS[1]
     for seed in seeds:
-        def resumed(seed=seed):
-            model, x, y = problem(seed)
-            first = cls(model.parameters(), **hyper)
-            for _ in range(resume_at):
-                first.zero_grad()
-                torch.nn.functional.mse_loss(model(x), y).backward()
-                first.step()
-            saved = first.state_dict()
-            stored = len(first.state)
-            head = trajectory(lambda p: cls(p, **hyper), seed, torch.float64, resume_at)
-            tail = trajectory(lambda p: cls(p, **hyper), seed, torch.float64, steps,
-                              start=resume_at, state=saved, model=model)
-            return stored, np.concatenate([head, tail])
-
         with _no_functional_adam():
-            out = sandbox.call(resumed)
-            whole = sandbox.call(trajectory, lambda p: cls(p, **hyper), seed, torch.float64,
-                                 steps)
+            out = sandbox.call(resumed_run, cls, hyper, seed, steps, resume_at)
+            whole = sandbox.call(trajectory, functools.partial(cls, **hyper), seed,
+                                 torch.float64, steps)
         for o in (out, whole):
             _raise_if_failed(o, name, part, f" (MLP seed {seed})")
         stored, got = out.value
@@ -478,12 +487,13 @@ def check_training(cls: type, *, run: training.RunSpec | None = None,
     run = run or training.RunSpec()
     _not_a_subclass(cls, PART_TRAIN)
     with _no_functional_adam():
-        got = training.run_training(lambda p: cls(p, lr=lr, weight_decay=weight_decay), run)
+        got = training.run_training(functools.partial(cls, lr=lr, weight_decay=weight_decay),
+                                    run)
     verdict = training.judge_training(_torch_adamw(lr=lr, weight_decay=weight_decay), got, run)
     if not verdict.ok and verdict.mistake not in ("delegation", "exception"):
         with _no_functional_adam():
-            steps = sandbox.call(trajectory, lambda p: cls(p, **HYPERS[0]), 0, torch.float64,
-                                 100)
+            steps = sandbox.call(trajectory, functools.partial(cls, **HYPERS[0]), 0,
+                                 torch.float64, 100)
         if steps.ok:
             steps.value = np.asarray(steps.value, dtype=float)
             update = judge_steps(steps, 0, torch.float64, HYPERS[0], _name(cls))

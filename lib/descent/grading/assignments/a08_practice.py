@@ -20,16 +20,15 @@ switch flipped; with every switch off each equals its reference, which the tests
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from descent.grading import sandbox
-from descent.grading.assignments._forbid import forbidding
 from descent.grading.compare import TOL64, Tolerance, allclose, first_difference
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.training import TOLERANCE, best_device
@@ -53,34 +52,20 @@ def _raise_if_failed(out: sandbox.Outcome, name: str, part, where: str = "") -> 
         fail(f"{name} raised {out.error}{where}.", "exception").raise_for(*part)
 
 
-@contextlib.contextmanager
-def _library_forbidden() -> Iterator[None]:
+_CLIP_KERNELS = tuple(("torch.nn.utils.clip_grad", f"{name}.__wrapped__")
+                      for name in ("clip_grad_norm_", "_get_total_norm",
+                                   "_clip_grads_with_norm_"))
+
+
+def _library_forbidden():
     """The library's and torch's answers to this assignment are references too."""
-    import importlib
-    clip = importlib.import_module("torch.nn.utils.clip_grad")
-    kernels = [getattr(clip, name).__wrapped__ for name in
-               ("clip_grad_norm_", "_get_total_norm", "_clip_grads_with_norm_")]
-    saved = {fn: fn.__code__ for fn in kernels if not fn.__code__.co_freevars}
-    for fn in saved:
-        fn.__code__ = sandbox._sentinel.__code__.replace(
-            co_name=f"torch.nn.utils.{fn.__name__.lstrip('_')}")
-    try:
-        with forbidding({"descent.lr_finder": None, "descent.train": ("train",)}):
-            yield
-    finally:
-        for fn, code in saved.items():
-            fn.__code__ = code
+    return sandbox.forbidding({"descent.lr_finder": None, "descent.train": ("train",)},
+                              functions=_CLIP_KERNELS)
 
 
-@contextlib.contextmanager
-def _optimizers_allowed() -> Iterator[None]:
+def _optimizers_allowed():
     """Within the block a student's loop may build torch.optim optimizers and schedulers."""
-    names = ("torch.optim", "torch.optim.lr_scheduler")
-    saved = {name: sandbox.REFERENCES.pop(name) for name in names if name in sandbox.REFERENCES}
-    try:
-        yield
-    finally:
-        sandbox.REFERENCES.update(saved)
+    return sandbox.forbidding(allow=("torch.optim", "torch.optim.lr_scheduler"))
 
 
 def mlp(seed: int, dtype=torch.float64, features: int = 8, width: int = 16, out: int = 1):
@@ -106,22 +91,29 @@ def _range_setup(seed: int, batches: int = 8, size: int = 32):
     return model, optimizer, data
 
 
+class GraderTrainStep:
+    """``train_step(lr) -> loss``: one SGD step of the grader's model on its next batch (a
+    class, so that it crosses to the student's side by name and data)."""
+
+    def __init__(self, seed: int):
+        self.model, self.optimizer, self.data = _range_setup(seed)
+        self.calls = 0
+
+    def __call__(self, lr: float) -> float:
+        x, y = self.data[self.calls % len(self.data)]
+        self.calls += 1
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.mse_loss(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+
 def grader_train_step(seed: int) -> Callable[[float], float]:
     """``train_step(lr) -> loss``: one SGD step of the grader's model on its next batch."""
-    model, optimizer, data = _range_setup(seed)
-    calls = [0]
-
-    def train_step(lr: float) -> float:
-        x, y = data[calls[0] % len(data)]
-        calls[0] += 1
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-    return train_step
+    return GraderTrainStep(seed)
 
 
 def reference_range_test(seed: int, **kw) -> tuple[list, list, list]:
@@ -247,6 +239,10 @@ def reference_accumulated(seed: int, sizes: Sequence[int]) -> tuple[np.ndarray, 
     return _grads(model), float(loss.detach()), stale
 
 
+def _model_grads_left(model, _value=None) -> list:
+    return _grads_left(model.parameters())
+
+
 def check_accumulation(accumulate_gradients: Callable, *, seeds: Sequence[int] = (0,),
                        sizes: Sequence[Sequence[int]] = ((16, 16, 16),)) -> None:
     part, name = PART_ACCUM, _name(accumulate_gradients)
@@ -257,7 +253,7 @@ def check_accumulation(accumulate_gradients: Callable, *, seeds: Sequence[int] =
             model, micro, _ = _accum_setup(seed, split)
             with _library_forbidden():
                 out = sandbox.call(accumulate_gradients, model, F.mse_loss, micro,
-                                   observe=lambda _, m=model: _grads_left(m.parameters()))
+                                   observe=functools.partial(_model_grads_left, model))
             _raise_if_failed(out, name, part, where)
             grads = out.observed or [None]
             if any(g is None for g in grads):
@@ -312,6 +308,11 @@ def _clip_setup(seed: int, scale: float):
     return [*params, frozen]
 
 
+def _params_and_grads(params, _value=None) -> dict:
+    """What clipping left: the parameters and their gradients (read after the call)."""
+    return {"params": [p.detach().clone() for p in params], "grads": _grads_left(params)}
+
+
 def check_clipping(clip_grad_norm: Callable, *, seeds: Sequence[int] = (0,),
                    cases: Sequence[tuple[float, float]] = ((5.0, 1.0), (0.1, 1.0))) -> None:
     """``cases``: (gradient scale, max_norm) pairs, some above and some below the threshold."""
@@ -326,8 +327,8 @@ def check_clipping(clip_grad_norm: Callable, *, seeds: Sequence[int] = (0,),
             norm = float(torch.nn.utils.clip_grad_norm_(ref, max_norm))
             where = f" (gradient norm {norm:.4g}, max_norm {max_norm}, seed {seed})"
             with _library_forbidden():
-                out = sandbox.call(clip_grad_norm, params, max_norm, observe=lambda _, ps=params: {
-                    "params": [p.detach().clone() for p in ps], "grads": _grads_left(ps)})
+                out = sandbox.call(clip_grad_norm, params, max_norm,
+                                   observe=functools.partial(_params_and_grads, params))
             _raise_if_failed(out, name, part, where)
             seen = out.observed or {"params": [], "grads": []}
             if len(seen["params"]) != len(before) or any(
