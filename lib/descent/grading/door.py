@@ -171,7 +171,9 @@ class Door:
                       error=None if error is None else plain.bounded(error, 500),
                       delegated=[plain.bounded(s, 200) for s in delegated[:20]],
                       mutated=[plain.bounded(s, 100) for s in mutated[:20]],
-                      observed=plain.decode(raw.get("observed")))
+                      observed=plain.decode(raw.get("observed")),
+                      warnings=[plain.bounded(w, 300) for w in raw.get("warnings", [])[:5]
+                                if isinstance(w, str)])
         handle = answer.get("handle")
         if isinstance(handle, int):
             self._remember(handle, out.value)
@@ -267,7 +269,8 @@ class StudentSide:
                             "error": None if out.error is None else str(out.error),
                             "delegated": [str(s) for s in out.delegated],
                             "mutated": [str(s) for s in out.mutated],
-                            "observed": plain.encode(out.observed)},
+                            "observed": plain.encode(out.observed),
+                            "warnings": [str(w) for w in out.warnings]},
                 "handle": handle}
 
     def _keep(self, value: Any) -> int:

@@ -31,6 +31,7 @@ import functools
 import importlib
 import inspect
 import types
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,6 +194,7 @@ class Outcome:
     delegated: list[str] = field(default_factory=list)
     mutated: list[str] = field(default_factory=list)   # names of inputs changed in place
     observed: Any = None                  # what ``observe`` read after the call (plain data)
+    warnings: list[str] = field(default_factory=list)   # what the student's code warned
 
     @property
     def ok(self) -> bool:
@@ -331,7 +333,10 @@ def call_here(fn: Callable, *args, watch: dict[str, Any] | None = None,
     out = Outcome()
     # NumPy's overflow/invalid warnings are silenced: the verdict reports NaN/inf itself.
     with here(), forbid_references(rules) as called, substitute(namespace, rules.trusted), \
-            np.errstate(all="ignore"):
+            np.errstate(all="ignore"), warnings.catch_warnings(record=True) as caught:
+        # Warnings are kept as data, not written to stderr: nbgrader scores a grade cell that
+        # writes to stderr 0 even when every check in it passed.
+        warnings.simplefilter("always")
         try:
             out.value = fn(*args, **kwargs)
         except DelegationError as err:
@@ -341,6 +346,8 @@ def call_here(fn: Callable, *args, watch: dict[str, Any] | None = None,
         except SystemExit as err:         # sys.exit() in an answer: data too
             out.error = brief_exception(err)
     out.delegated = called
+    out.warnings = list(dict.fromkeys(f"{w.category.__name__}: {w.message}"[:300]
+                                      for w in caught))[:5]
     out.mutated = [name for name, obj in (watch or {}).items() if not same(before[name], obj)]
     if observe is not None:
         try:
