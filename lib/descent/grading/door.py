@@ -142,6 +142,9 @@ class Door:
     def close(self) -> None:
         pass
 
+    def begin(self, label: str) -> None:
+        """A cell starts (its limits and its name in messages start with it)."""
+
     # the grader's operations
     def run_cell(self, label: str, source: str) -> str | None:
         """Run one of the notebook's cells on the student's side; its error, if any."""

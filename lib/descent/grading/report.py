@@ -121,13 +121,9 @@ def summary(results: dict) -> dict:
 def _count_part(parts: dict, mistakes: dict, grade_id: str, part: dict) -> None:
     points, score = float(part.get("points") or 0.0), float(part.get("score") or 0.0)
     row = parts.setdefault(grade_id, {"points": points, "submissions": 0, "passed": 0,
-                                      "total": 0.0, "kernel_disagrees": 0})
+                                      "total": 0.0})
     row["submissions"] += 1
     row["total"] += score
-    in_kernel = part.get("in_kernel")
-    # The kernel's own score differing from the trusted replay's is worth a look (tampering).
-    if in_kernel is not None and not math.isclose(float(in_kernel), score):
-        row["kernel_disagrees"] += 1
     if score >= points or math.isclose(score, points):
         row["passed"] += 1
         return
@@ -149,8 +145,7 @@ def _part_rates(row: dict) -> dict:
     n = row["submissions"]
     return {"points": row["points"], "submissions": n, "passed": row["passed"],
             "pass_rate": row["passed"] / n if n else None,
-            "mean_score": row["total"] / n if n else None,
-            "kernel_disagrees": row["kernel_disagrees"]}
+            "mean_score": row["total"] / n if n else None}
 
 
 def _sum_points(parts: dict) -> float | None:
@@ -281,12 +276,10 @@ def _bin_edges(top: float) -> np.ndarray:
 
 def _parts_table(facts: dict) -> str:
     rows = [(p, _num(r["points"]), r["submissions"], _percent(r["pass_rate"]),
-             _num(r["mean_score"]), r["kernel_disagrees"]) for p, r in facts["parts"].items()]
-    return ("<h2>Parts</h2>\n<p>A part passes when it earns its full points. “Kernel "
-            "disagrees” counts the submissions whose in-kernel score differs from the trusted "
-            "one.</p>\n" + _table(("part", "points", "submissions", "pass rate", "mean score",
-                                   "kernel disagrees"), rows, numeric={1, 2, 3, 4, 5},
-                                  css_class="parts"))
+             _num(r["mean_score"])) for p, r in facts["parts"].items()]
+    return ("<h2>Parts</h2>\n<p>A part passes when it earns its full points.</p>\n"
+            + _table(("part", "points", "submissions", "pass rate", "mean score"), rows,
+                     numeric={1, 2, 3, 4}, css_class="parts"))
 
 
 def _mistakes_table(facts: dict) -> str:

@@ -176,10 +176,18 @@ def iterates(update: Callable, init: Callable, case: RuleCase, *, stateless: boo
     return sandbox.Outcome(value=value)
 
 
+def student_iterates(update: Callable, init: Callable | None, case: RuleCase,
+                     stateless: bool = False) -> dict:
+    """:func:`iterates` with ``watch=True``, as plain data: run on the student's side, the
+    whole trajectory crosses the door once."""
+    return iterates(update, init, case, stateless=stateless, watch=True).plain()
+
+
 def run_rule(update: Callable, init: Callable | None, case: RuleCase, *,
              stateless: bool = False) -> sandbox.Outcome:
     """Untrusted: the student's iterates on ``case`` (plain data, no verdict)."""
-    return iterates(update, init, case, stateless=stateless, watch=True)
+    out = sandbox.call(student_iterates, update, init, case, stateless)
+    return sandbox.Outcome.from_plain(out.value) if out.ok else out
 
 
 def judge_rule(spec: RuleSpec, case: RuleCase, got: sandbox.Outcome, *,

@@ -200,6 +200,26 @@ class Outcome:
     def ok(self) -> bool:
         return self.error is None and not self.delegated and not self.mutated
 
+    def plain(self) -> dict:
+        """This outcome as plain data, to send as the value of an enclosing call (a loop of
+        calls run on the student's side in one crossing of the door)."""
+        return {"value": self.value, "error": self.error, "delegated": list(self.delegated),
+                "mutated": list(self.mutated), "observed": self.observed,
+                "warnings": list(self.warnings)}
+
+    @classmethod
+    def from_plain(cls, data) -> Outcome:
+        """The inverse of :meth:`plain`, checked (it came from the student's side)."""
+        from descent.grading.plain import ProtocolError
+
+        texts = ("delegated", "mutated", "warnings")
+        if not isinstance(data, dict) or set(data) != {"value", "observed", "error", *texts} \
+                or not (data["error"] is None or isinstance(data["error"], str)) \
+                or not all(isinstance(data[k], list) and all(isinstance(s, str)
+                                                             for s in data[k]) for k in texts):
+            raise ProtocolError("an outcome sent as a value is malformed")
+        return cls(**data)
+
 
 def snapshot(x):
     """A deep, independent copy of arrays, tensors and containers of them."""

@@ -161,6 +161,7 @@ def grade_notebook(nb, source_nb, door: Door) -> TrustedResult:
             if cell.cell_type != "code" or gid in result.parts:
                 continue
             if gid in tests:
+                door.begin(f"test cell {gid}")
                 result.parts[gid], result.closed = _grade(tests[gid], namespace)
                 if result.closed is not None:
                     break
@@ -168,6 +169,7 @@ def grade_notebook(nb, source_nb, door: Door) -> TrustedResult:
                     result.concerns.append(f"{gid}: {result.parts[gid].message}")
                 continue
             label = gid or f"cell {index + 1}"
+            door.begin(f"cell {label}")
             try:
                 error = door.run_cell(label, cell.source)
             except DoorClosed as closed:

@@ -1,25 +1,25 @@
-"""Grade a whole class in parallel, each submission isolated, each with a status.
+"""Grade a whole class in parallel, each submission confined, each with a status.
 
-nbgrader stays the engine and the gradebook; this wraps it so that an instructor can grade
-300 submissions of one assignment quickly and safely::
+nbgrader stays the gradebook, the release, the feedback and the formgrader; this grades::
 
     python -m descent.grading.classroom grade 02-gradient-descent --workers 8
     python -m descent.grading.classroom export --to grades.csv
 
-1. A *template course* is built once (:func:`~.course.build_template`): the course's config
-   plus the sandbox settings, the assignment's source, a private gradebook.
+1. A *template* is built once (:func:`~.course.build_template`): the assignment's source and
+   a private gradebook made by ``generate_assignment``.
 2. Each student is one :class:`~.job.Job` (plain data, no shared disk) graded by
-   :func:`~.job.grade_submission` in a process pool or on Dask workers: ``nbgrader autograde``
-   in a fresh copy of the template, the kernel sandboxed by :mod:`descent.grading.kernel`,
-   then the trusted replay of the grade cells (:mod:`descent.grading.tape`) in the worker.
-3. The parent merges each result into the course's ``gradebook.db`` (serially), copies the
-   autograded notebook (trusted outputs only) for ``nbgrader generate_feedback``, and keeps
-   the statuses in ``grades/<assignment>.json``.
+   :func:`~.job.grade_submission` in a process pool or on Dask workers: the test cells,
+   hidden tests included, run in the worker (:mod:`descent.grading.trusted`); the student's
+   code runs in a confined process (:mod:`descent.grading.confine`) that never sees a test
+   and sends back plain data only.
+3. The parent merges each result into the course's ``gradebook.db`` (serially), writes the
+   graded notebook (verdicts only) for ``nbgrader generate_feedback``, and keeps the statuses
+   in ``grades/<assignment>.json``.
 
-Statuses, most severe first: ``failed`` (missing or malformed notebook, dead kernel, nbgrader
-error), ``timeout`` (notebook or cell limit), ``memory``, ``flagged`` (the trusted verdict and
-the kernel's own score disagree, or the record shows tampering), ``graded``. The score is the
-trusted one for graded and flagged, and blank for the others: never a silent 0.
+Statuses, most severe first: ``failed`` (missing, oversized or malformed notebook, a process
+that died, a broken protocol, a grader error), ``timeout`` (the runner's clock), ``memory``
+(the job's memory cgroup killed it), ``flagged`` (graded, but something a person should look
+at), ``graded``. The score is blank for the first three: never a silent 0.
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ import time
 from pathlib import Path
 
 from descent.grading.classroom.course import (
-    Isolation,
     build_template,
     ensure_assignment,
-    hidden_paths,
     merge,
-    probe_isolation,
+    pack_submission,
     source_directory,
     write_statuses,
 )
@@ -46,16 +44,19 @@ from descent.grading.classroom.job import (
     BLANK_STATUSES,
     STATUSES,
     Job,
-    Limits,
     grade_submission,
-    pack,
     result,
 )
+from descent.grading.confine import Confinement, Limits, probe
 
 DEFAULT_LIMITS = Limits()
 
-__all__ = ["BLANK_STATUSES", "DEFAULT_LIMITS", "STATUSES", "Isolation", "Job", "Limits",
-           "grade_class", "grade_submission", "prepare", "summary"]
+__all__ = ["BLANK_STATUSES", "DEFAULT_LIMITS", "STATUSES", "Confinement", "Job", "Limits",
+           "NotConfined", "grade_class", "grade_submission", "prepare", "summary"]
+
+
+class NotConfined(RuntimeError):
+    """This machine cannot confine student code, and ``unsafe`` was not given."""
 
 
 def submissions(course: Path, assignment: str, students=None) -> dict[str, Path | None]:
@@ -68,52 +69,58 @@ def submissions(course: Path, assignment: str, students=None) -> dict[str, Path 
 
 
 def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
-            students=None, writable: tuple[str, ...] = ()
-            ) -> tuple[list[Job], dict[str, dict], Isolation]:
-    """The jobs of a grading run, the results known without one (no submission folder), and
-    the isolation this machine allows. Makes sure the main gradebook knows the assignment."""
+            students=None, unsafe: bool = False
+            ) -> tuple[list[Job], dict[str, dict], Confinement]:
+    """The jobs of a grading run, the results known without one (no submission, or none
+    that can be read), and the confinement this machine allows (refused unless ``unsafe``
+    where it allows none). Makes sure the main gradebook knows the assignment."""
     course = Path(course).resolve()
     source = source_directory(course)
     if not (course / source / assignment).is_dir():
         found = sorted(p.name for p in (course / source).iterdir() if p.is_dir())
         raise ValueError(f"assignment {assignment!r} is not in {course / source} "
                          f"(found: {', '.join(found) or 'nothing'})")
+    confinement = probe(unsafe)
+    if not (confinement.namespaces or confinement.unsafe):
+        raise NotConfined(f"{confinement.note}. Grade in a machine or container that permits "
+                          "Linux namespaces, or pass --unsafe to run student code as a plain "
+                          "process (only for work you trust, or in a throw-away container "
+                          "without network).")
     folders = submissions(course, assignment, students)
-    isolation = probe_isolation()
     ensure_assignment(course, assignment)
-    template = build_template(course, assignment, limits, isolation)
+    template = build_template(course, assignment)
     jobs, results = [], {}
     for student, folder in folders.items():
-        if folder is None:
-            results[student] = result("failed", f"no submission folder "
-                                                f"submitted/{student}/{assignment}")
+        packed = (f"no submission folder submitted/{student}/{assignment}" if folder is None
+                  else pack_submission(folder, assignment, limits))
+        if isinstance(packed, str):
+            results[student] = result("failed", packed)
         else:
-            jobs.append(Job(assignment, student, template, pack(folder), limits,
-                            isolation.namespaces, hidden_paths(course), source,
-                            tuple(writable)))
-    return jobs, results, isolation
+            jobs.append(Job(assignment, student, template, packed, limits, unsafe, source))
+    return jobs, results, confinement
 
 
 def grade_class(course, assignment: str, *, workers: int | None = None, scheduler=None,
                 limits: Limits = DEFAULT_LIMITS, students=None, progress: bool = True,
                 report=None, resources: dict[str, float] | None = None,
-                writable: tuple[str, ...] = ()) -> dict[str, dict]:
+                unsafe: bool = False) -> dict[str, dict]:
     """Grade every submission of ``assignment`` in ``course``; {student: result}.
 
     ``workers``: local processes (default: one per CPU; 1 grades in this process, serially).
     ``scheduler``: a Dask scheduler address or a ``distributed.Client``; the jobs then run on
-    its workers, which need the same environment but no shared disk. ``students``: grade only
-    these (a named student without a submission folder is ``failed``). ``report``: where the
-    summary is printed (a file; default stdout; False: not printed). ``resources``: what each
-    job needs of a Dask worker (``{"GPU": 1}``: one submission per GPU at a time).
-    ``writable``: folders the kernels may write besides their own (none by default).
+    its workers, which need the same environment but no shared disk (each confines its jobs
+    the same way, or fails them). ``students``: grade only these (a named student without a
+    submission folder is ``failed``). ``report``: where the summary is printed (a file;
+    default stdout; False: not printed). ``resources``: what each job needs of a Dask worker
+    (``{"GPU": 1}``: one submission per GPU at a time). ``unsafe``: grade even where student
+    code cannot be confined (see :class:`NotConfined`).
     """
     start = time.monotonic()
     course = Path(course).resolve()
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    jobs, results, isolation = prepare(course, assignment, limits, students, writable)
+    jobs, results, confinement = prepare(course, assignment, limits, students, unsafe)
 
     from tqdm.auto import tqdm
 
@@ -127,13 +134,13 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
     for student, outcome in run_jobs(jobs, workers, scheduler, resources):
         results[student] = outcome
         merge(course, assignment, student, outcome)
-        write_statuses(course, assignment, {student: outcome}, limits, isolation)
+        write_statuses(course, assignment, {student: outcome}, limits, confinement)
         bar.update(1)
     bar.close()
     results = dict(sorted(results.items()))
-    write_statuses(course, assignment, results, limits, isolation)
+    write_statuses(course, assignment, results, limits, confinement)
     if report is not False:
-        print(summary(results, time.monotonic() - start, isolation), file=report or sys.stdout)
+        print(summary(results, time.monotonic() - start, confinement), file=report or sys.stdout)
     return results
 
 
@@ -174,7 +181,7 @@ def _outcome(exception, value) -> dict:
 
 
 def summary(results: dict[str, dict], seconds: float | None = None,
-            isolation: Isolation | None = None) -> str:
+            isolation: Confinement | None = None) -> str:
     """Counts per status, the students who need a person (with reasons), throughput."""
     counts = collections.Counter(r["status"] for r in results.values())
     lines = ["status     students", *(f"{s:<10} {counts[s]:>8}" for s in STATUSES)]
@@ -186,5 +193,5 @@ def summary(results: dict[str, dict], seconds: float | None = None,
         lines += ["", f"{len(results)} submissions in {seconds:.1f} s "
                       f"({60 * len(results) / seconds:.1f} per minute)"]
     if isolation is not None:
-        lines.append(f"isolation: {isolation.note}")
+        lines.append(f"confinement: {isolation.note}")
     return "\n".join(lines)

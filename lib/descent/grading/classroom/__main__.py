@@ -11,17 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-from descent.grading.classroom import BLANK_STATUSES, Limits, grade_class, summary
+from descent.grading.classroom import BLANK_STATUSES, Limits, NotConfined, grade_class, summary
 from descent.grading.classroom.course import statuses_path
 from descent.grading.report import write_report
 
 
 def _limits(args) -> Limits:
-    defaults = Limits()
-    return Limits(
-        notebook_seconds=args.notebook_timeout or defaults.notebook_seconds,
-        cell_seconds=args.cell_timeout or defaults.cell_seconds,
-        memory_mb=args.memory_mb or defaults.memory_mb)
+    given = {"notebook_seconds": args.notebook_timeout, "cell_seconds": args.cell_timeout,
+             "memory_mb": args.memory_mb, "processes": args.processes,
+             "disk_mb": args.disk_mb}
+    return Limits(**{k: v for k, v in given.items() if v is not None})
 
 
 def main(argv=None) -> int:
@@ -35,8 +34,17 @@ def main(argv=None) -> int:
     grade.add_argument("--scheduler", default=None, help="Dask scheduler, tcp://host:8786")
     grade.add_argument("--students", default=None, help="comma-separated ids (default: all)")
     grade.add_argument("--notebook-timeout", type=float, default=None, metavar="S")
-    grade.add_argument("--cell-timeout", type=int, default=None, metavar="S")
-    grade.add_argument("--memory-mb", type=int, default=None, metavar="N")
+    grade.add_argument("--cell-timeout", type=float, default=None, metavar="S")
+    grade.add_argument("--memory-mb", type=int, default=None, metavar="N",
+                       help="memory of one submission's processes together (default 4096)")
+    grade.add_argument("--processes", type=int, default=None, metavar="N",
+                       help="processes and threads of one submission (default 64)")
+    grade.add_argument("--disk-mb", type=int, default=None, metavar="N",
+                       help="the submission's working folder, a tmpfs (default 256)")
+    grade.add_argument("--unsafe", action="store_true",
+                       help="grade even where this machine cannot confine student code "
+                            "(namespaces not permitted): only for trusted work or inside a "
+                            "throw-away container without network")
     grade.add_argument("--resources", default=None, metavar="NAME=N,...",
                        help="Dask resources each job needs, e.g. GPU=1 (workers started "
                             "with `dask worker ... --resources GPU=1`)")
@@ -62,9 +70,14 @@ def main(argv=None) -> int:
             resources = _resources(args.resources)
         except ValueError as err:
             parser.error(str(err))
-        results = grade_class(course, args.assignment, workers=args.workers,
-                              scheduler=args.scheduler, limits=limits, students=students,
-                              progress=not args.no_progress, resources=resources)
+        try:
+            results = grade_class(course, args.assignment, workers=args.workers,
+                                  scheduler=args.scheduler, limits=limits, students=students,
+                                  progress=not args.no_progress, resources=resources,
+                                  unsafe=args.unsafe)
+        except (NotConfined, ValueError) as err:
+            print(f"cannot grade: {err}", file=sys.stderr)
+            return 2
         print(f"report: {write_report(course, args.assignment)}")
         return int(any(r["status"] in BLANK_STATUSES for r in results.values()))
     if args.command == "export":
