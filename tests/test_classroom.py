@@ -1,16 +1,15 @@
-"""descent.grading.classroom: a class graded in parallel, each submission sandboxed, with statuses.
+"""descent.grading.classroom: a class graded in parallel, each submission confined, with statuses.
 
-Two classes are graded once per module (the kernels dominate the time): ``class4`` (solution,
-blank release, one known mistake, malformed JSON) and ``bad_class`` (memory hog, ``os._exit``,
-a network probe, a missing notebook, and a correct student). :func:`grade_notebooks` is the
-helper for more corpora: a temp course, the given students' notebooks, graded, results back.
+``class4`` (solution, blank release, one known mistake, malformed JSON) is graded once per
+module; parallel, Dask, regrades, the CLI, feedback and hand grading are checked on it. The
+hostile corpus is ``test_grading_class.py``; the confinement's pieces are ``test_door.py``.
+:func:`grade_notebooks` is the helper: a temp course, the given students' notebooks, graded.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +22,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import nbgrader_helpers as nbh  # noqa: E402
 
-from descent.grading.classroom import Limits, grade_class, grade_submission, prepare  # noqa: E402
-from descent.grading.classroom.course import probe_isolation  # noqa: E402
-from descent.grading.classroom.job import CappedExecute  # noqa: E402
+from descent.grading import confine  # noqa: E402
+from descent.grading.classroom import Limits, NotConfined, grade_class  # noqa: E402
 from descent.grading.export import export_csv  # noqa: E402
 
 ASSIGNMENT = "01-problem"
@@ -45,6 +43,7 @@ def with_answer(cell_id: str, code: str, keep: bool = True):
 def grade_notebooks(tmp: Path, notebooks: dict, assignment: str = ASSIGNMENT, **kwargs):
     """Grade a class in a fresh temp course: {student: notebook node, raw text written as the
     .ipynb, or {file name: text} for a submission folder}. Returns (course, results)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     course = nbh.make_course(tmp, [assignment])
     for student, submission in notebooks.items():
         put(course, student, submission, assignment)
@@ -190,199 +189,53 @@ def test_cli_report_and_export(class4, tmp_path):
     assert float(rows["solution"]["raw_score"]) == MAX_SCORE
 
 
-# -- bad submissions: memory, a dead kernel, no network, hidden paths ----------------------
+# -- where student code cannot be confined; runs side by side; nothing left behind ------------
 
-@pytest.fixture(scope="module")
-def bad_class(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bad")
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.setblocking(False)
-    port = listener.getsockname()[1]
-    network = (
-        "import socket\n"
-        "try:\n"
-        f"    socket.create_connection(('127.0.0.1', {port}), timeout=5).close()\n"
-        "    result = 'connected to the grader'\n"
-        "except OSError as err:\n"
-        "    result = f'failed: {err}'\n"
-        "try:\n"
-        "    socket.create_connection(('example.org', 80), timeout=5).close()\n"
-        "    result += '; connected to example.org'\n"
-        "except OSError as err:\n"
-        "    result += f'; failed: {err}'\n"
-        "if 'connected' in result:   # the kernel has no file to report to: lose the part\n"
-        "    mse_loss = None\n")
-    outside = [str(tmp / "outside.txt"), "~/descent-grading-was-here.txt", "/tmp/descent-w.txt"]
-    writer = (
-        "import os\n"
-        f"for path in {outside!r}:\n"
-        "    try:\n"
-        "        open(os.path.expanduser(path), 'w').write('written by a student')\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "open('mine.txt', 'w').write('the job folder stays writable')\n")
-    course, results = grade_notebooks(tmp, {
-        "hog": with_answer("answer-loss", "hog = bytearray(64 * 2**30)"),
-        "exits": with_answer("answer-loss", "import os\nos._exit(1)"),
-        "network": with_answer("answer-loss", network),
-        "writer": with_answer("answer-loss", writer),
-        "nofile": {"notes.txt": "I could not finish"},
-        "loud": with_answer("answer-loss", "print('x' * 100_000_000)"),
-        "sleeper": with_answer("answer-loss", "import time\ntime.sleep(120)"),
-        "correct": nbh.source(ASSIGNMENT),
-    }, workers=2, limits=Limits(notebook_seconds=180, cell_seconds=15))
-    try:
-        listener.accept()
-        accepted = True
-    except BlockingIOError:
-        accepted = False
-    listener.close()
-    return course, results, {"accepted": accepted, "outside": outside}
+def test_a_machine_that_cannot_confine_refuses_unless_told_unsafe(tmp_path, monkeypatch):
+    refused = confine.Confinement(False, False, None, note="cannot confine: unshare: "
+                                                          "Operation not permitted")
+    unsafe = confine.Confinement(False, False, None, True, note="UNSAFE: no confinement")
+    monkeypatch.setattr(confine, "probe", lambda unsafe_=False: unsafe if unsafe_ else refused)
+    monkeypatch.setattr("descent.grading.classroom.probe",
+                        lambda unsafe_=False: unsafe if unsafe_ else refused)
+    with pytest.raises(NotConfined, match="--unsafe"):
+        grade_notebooks(tmp_path / "a", {"solution": nbh.source(ASSIGNMENT)})
+    out = tmp_path / "summary.txt"
+    with open(out, "w") as report:
+        _, results = grade_notebooks(tmp_path / "b", {"solution": nbh.source(ASSIGNMENT)},
+                                     unsafe=True, report=report)
+    assert results["solution"]["score"] == MAX_SCORE          # a plain process still grades
+    assert "UNSAFE" in out.read_text()
 
 
-def test_memory_hog_is_memory_with_blank_score(bad_class):
-    _, results, _ = bad_class
-    assert results["hog"]["status"] == "memory", results["hog"]
-    assert results["hog"]["score"] is None
-    assert "answer-loss" in results["hog"]["reason"]
+def test_two_grading_runs_side_by_side_share_nothing(tmp_path):
+    """Two `make grade` runs at once on one machine: each its own jobs and folders."""
+    courses = {}
+    for name, notebook in (("right", nbh.source(ASSIGNMENT)), ("wrong", MISTAKE.notebook())):
+        (tmp_path / name).mkdir()
+        courses[name] = nbh.make_course(tmp_path / name, [ASSIGNMENT])
+        put(courses[name], "s", notebook)
+    runs = {name: subprocess.Popen([sys.executable, "-m", "descent.grading.classroom", "grade",
+                                    ASSIGNMENT, "--course", str(course), "--workers", "1",
+                                    "--no-progress"], stdout=subprocess.PIPE, text=True)
+            for name, course in courses.items()}
+    for run in runs.values():
+        run.communicate(timeout=600)
+    outcomes = {name: json.loads((course / "grades" / f"{ASSIGNMENT}.json").read_text())
+                ["students"]["s"] for name, course in courses.items()}
+    assert outcomes["right"]["score"] == MAX_SCORE
+    lost = sum(outcomes["wrong"]["parts"][p]["points"] for p in MISTAKE.loses)
+    assert outcomes["wrong"]["score"] == MAX_SCORE - lost
 
 
-def test_dead_kernel_is_failed(bad_class):
-    _, results, _ = bad_class
-    assert results["exits"]["status"] == "failed", results["exits"]
-    assert results["exits"]["score"] is None
-    assert "kernel died" in results["exits"]["reason"]
-
-
-def test_cell_timeout_is_timeout(bad_class):
-    _, results, _ = bad_class
-    assert results["sleeper"]["status"] == "timeout", results["sleeper"]
-    assert results["sleeper"]["score"] is None
-    assert results["sleeper"]["reason"] == ("answer-loss ran longer than 15 s (cell limit); "
-                                            "interrupted")
-
-
-def test_missing_notebook_names_what_was_found(bad_class):
-    _, results, _ = bad_class
-    assert results["nofile"] == {**results["nofile"], "status": "failed", "score": None,
-                                 "reason": f"no {ASSIGNMENT}.ipynb in the submission "
-                                           f"(found: notes.txt)"}
-
-
-def test_one_bad_student_does_not_affect_another(bad_class):
-    course, results, _ = bad_class
-    assert results["correct"]["status"] == "graded"
-    assert results["correct"]["score"] == MAX_SCORE
-    assert sum(nbh.cell_scores(course, ASSIGNMENT)["correct"].values()) == MAX_SCORE
-
-
-def test_huge_output_is_capped(bad_class):
-    _, results, _ = bad_class
-    assert results["loud"]["status"] == "graded" and results["loud"]["score"] == MAX_SCORE
-    assert len(results["loud"]["notebook"]) < 100_000
-
-
-def test_capped_execute_drops_output_beyond_the_caps():
-    execute = CappedExecute(cell_output_bytes=10, notebook_output_bytes=14)
-    execute.clear_before_next_output = False          # nbclient sets it per cell
-
-    def stream(text):
-        return {"msg_type": "stream", "header": {"msg_type": "stream"},
-                "parent_header": {"msg_id": "m"}, "content": {"name": "stdout", "text": text}}
-
-    first, second = [], []
-    for _ in range(3):
-        execute.output(first, stream("abcd"), None, 0)      # the third: 12 bytes > 10 per cell
-    for _ in range(3):
-        execute.output(second, stream("efgh"), None, 1)     # the second: 16 kept > 14 in all
-    assert [o.text for o in first[:2]] == ["abcd", "abcd"] and len(first) == 3
-    assert "output truncated" in first[2].text
-    assert second[0].text == "efgh" and len(second) == 2
-    assert "output truncated" in second[1].text
-    error = {"msg_type": "error", "header": {"msg_type": "error"}, "parent_header":
-             {"msg_id": "m"}, "content": {"ename": "ValueError", "evalue": "v" * 5000,
-                                          "traceback": ["t" * 5000] * 50}}
-    execute.output(second, error, None, 1)               # kept, shortened: it decides the score
-    assert second[2].output_type == "error" and len(second[2].evalue) == 1000
-    assert len(second[2].traceback) == 5
-
-
-def test_kernel_has_no_network(bad_class):
-    if not probe_isolation().namespaces:
-        pytest.skip("unshare -rmn is not permitted here: kernels keep the network")
-    _, results, probe = bad_class
-    assert results["network"]["status"] == "graded"    # the probe itself is harmless
-    assert results["network"]["score"] == MAX_SCORE, "a connection succeeded"
-    assert not probe["accepted"]
-
-
-def test_kernel_writes_only_in_its_own_job_folder(bad_class):
-    import os
-
-    if not probe_isolation().namespaces:
-        pytest.skip("unshare -rmn is not permitted here: the file system stays writable")
-    _, results, probe = bad_class
-    assert results["writer"]["status"] == "graded", results["writer"]
-    assert results["writer"]["score"] == MAX_SCORE        # its own folder was writable
-    for path in probe["outside"]:
-        assert not os.path.exists(os.path.expanduser(path)), path
-
-
-def test_hidden_paths_protect_gradebooks(bad_class, tmp_path):
-    if not probe_isolation().namespaces:
-        pytest.skip("unshare -rmn is not permitted here: paths cannot be hidden")
-    course, results, _ = bad_class
-    attempts = tmp_path / "attempts.json"
-    main_db = course / "gradebook.db"
-    evil = (
-        "import glob, json, os\n"
-        "seen = {}\n"
-        f"for path in [{str(course / 'solutions' / ASSIGNMENT / (ASSIGNMENT + '.ipynb'))!r},\n"
-        f"             {str(main_db)!r}, '../../gradebook.db',\n"
-        "             '../../../../private/gradebook.db']:\n"
-        "    try:\n"
-        "        seen['read ' + path] = len(open(path, 'rb').read())\n"
-        "    except OSError as err:\n"
-        "        seen['read ' + path] = type(err).__name__\n"
-        "    try:\n"
-        "        open(path, 'wb').write(b'overwritten')\n"
-        "        seen['write ' + path] = 'written'\n"
-        "    except OSError as err:\n"
-        "        seen['write ' + path] = type(err).__name__\n"
-        "jobs_root = os.getcwd()\n"
-        "for _ in range(5):   # <jobs root>/<job>/course/autograded/<student>/<assignment>\n"
-        "    jobs_root = os.path.dirname(jobs_root)\n"
-        "seen['jobs'] = sorted(glob.glob(jobs_root + '/*'))\n"
-        f"open({str(attempts)!r}, 'w').write(json.dumps(seen))\n")
-    put(course, "mallory", with_answer("answer-loss", evil))
-    before = main_db.read_bytes()
-    jobs, _, _ = prepare(course, ASSIGNMENT, LIMITS, ["mallory"], writable=(str(tmp_path),))
-    outcome = grade_submission(jobs[0])
-    seen = json.loads(attempts.read_text())
-    assert main_db.read_bytes() == before
-    assert seen[f"read {course / 'solutions' / ASSIGNMENT / (ASSIGNMENT + '.ipynb')}"] == \
-        "FileNotFoundError"
-    assert seen[f"read {main_db}"] == 0                    # /dev/null over it
-    assert seen["read ../../../../private/gradebook.db"] == "FileNotFoundError"
-    assert len(seen["jobs"]) == 1                            # no other job's folder
-    # The job's own gradebook was out of reach too: the trusted scores stand.
-    assert outcome["status"] == "graded" and outcome["score"] == MAX_SCORE, outcome
-    assert sum(nbh.cell_scores(course, ASSIGNMENT)["correct"].values()) == MAX_SCORE
-
-
-# -- the notebook wall clock -------------------------------------------------------------
-
-def test_endless_loop_times_out_and_leaves_no_kernel(tmp_path):
-    pid_file = tmp_path / "kernel.pid"
-    loop = f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True: pass"
+def test_an_endless_loop_times_out_and_leaves_no_process(tmp_path):
+    loop = "while True:\n    pass"
     _, results = grade_notebooks(tmp_path, {"looper": with_answer("answer-loss", loop)},
-                                 limits=Limits(notebook_seconds=20, cell_seconds=60),
-                                 writable=(str(tmp_path),))
+                                 limits=Limits(notebook_seconds=20, cell_seconds=60))
     assert results["looper"]["status"] == "timeout", results["looper"]
     assert results["looper"]["score"] is None
     assert "20 s" in results["looper"]["reason"]
-    pid = int(pid_file.read_text())
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert psutil.Process().children(recursive=True) == []
 
 
 def test_a_regrade_keeps_the_hand_grading_of_an_unchanged_written_answer(class4):

@@ -31,6 +31,7 @@ import contextlib
 import io
 import json
 import pickle
+import threading
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -201,21 +202,28 @@ class Door:
         self.close()
 
 
-_OPEN: list[Door] = []        # the door ``sandbox.call`` goes through (innermost last)
+_LOCAL = threading.local()     # per thread: the doors ``sandbox.call`` goes through
+
+
+def _open_doors() -> list[Door]:
+    if not hasattr(_LOCAL, "doors"):
+        _LOCAL.doors = []
+    return _LOCAL.doors
 
 
 def current() -> Door | None:
-    return _OPEN[-1] if _OPEN else None
+    doors = _open_doors()
+    return doors[-1] if doors else None
 
 
 @contextlib.contextmanager
 def opened(door: Door) -> Iterator[Door]:
-    """While the block runs, ``sandbox.call`` crosses through ``door``."""
-    _OPEN.append(door)
+    """While the block runs, ``sandbox.call`` in this thread crosses through ``door``."""
+    _open_doors().append(door)
     try:
         yield door
     finally:
-        _OPEN.remove(door)
+        _open_doors().remove(door)
 
 
 def parse_answer(data: bytes) -> dict:

@@ -30,6 +30,7 @@ import copy
 import functools
 import importlib
 import inspect
+import threading
 import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -98,16 +99,22 @@ class Rules:
                      {**self.trusted, **other.trusted})
 
 
-_AMBIENT: list[Rules] = []     # rules of the enclosing ``forbidding``/``trusting`` blocks
+_LOCAL = threading.local()     # per thread: the enclosing rules, and whether we are "here"
+
+
+def _stack(name: str) -> list:
+    if not hasattr(_LOCAL, name):
+        setattr(_LOCAL, name, [])
+    return getattr(_LOCAL, name)
 
 
 @contextlib.contextmanager
 def _adding(rules: Rules) -> Iterator[None]:
-    _AMBIENT.append(rules)
+    _stack("rules").append(rules)          # of the enclosing ``forbidding``/``trusting`` blocks
     try:
         yield
     finally:
-        _AMBIENT.remove(rules)
+        _stack("rules").remove(rules)
 
 
 def forbidding(modules: Mapping[str, tuple[str, ...] | None] | None = None,
@@ -303,18 +310,15 @@ def substitute(namespace: dict | None, replacements: Mapping[str, Callable] | No
         namespace.update(saved)
 
 
-_HERE: list[bool] = []     # non-empty while the student's side answers a call in this process
-
-
 @contextlib.contextmanager
 def here() -> Iterator[None]:
     """Within the block, :func:`call` runs on this side even if a door is open (the
     student's side of a :class:`~descent.grading.door.LocalDoor`)."""
-    _HERE.append(True)
+    _stack("here").append(True)
     try:
         yield
     finally:
-        _HERE.pop()
+        _stack("here").pop()
 
 
 def call(fn: Callable, *args, watch: dict[str, Any] | None = None,
@@ -335,9 +339,9 @@ def call(fn: Callable, *args, watch: dict[str, Any] | None = None,
     the outcome comes back as plain data. So ``fn`` and ``observe`` are the student's names
     or library functions (``functools.partial`` of them), never lambdas.
     """
-    rules = sum(_AMBIENT, Rules()) + Rules(trusted=dict(trusted or {}))
+    rules = sum(_stack("rules"), Rules()) + Rules(trusted=dict(trusted or {}))
     door = _door.current()
-    if door is not None and not _HERE:
+    if door is not None and not _stack("here"):
         return door.call(fn, args, kwargs, watch=watch, rules=rules, observe=observe)
     return call_here(fn, *args, watch=watch, rules=rules, observe=observe, **kwargs)
 

@@ -23,6 +23,7 @@ import builtins
 import contextlib
 import io
 import os
+import threading
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -130,19 +131,29 @@ def run_test_cell(source: str, namespace: _Namespace, filename: str) -> None:
              namespace)
 
 
+_GRADING = {"count": 0, "saved": None}
+_GRADING_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def grading_environment() -> Iterator[None]:
     """``NBGRADER_EXECUTION`` as nbgrader sets it: the notebooks skip their explorations and
-    the checks size training runs for the grader."""
-    old = os.environ.get("NBGRADER_EXECUTION")
-    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    the checks size training runs for the grader (restored when the last grading ends)."""
+    with _GRADING_LOCK:
+        if _GRADING["count"] == 0:
+            _GRADING["saved"] = os.environ.get("NBGRADER_EXECUTION")
+        _GRADING["count"] += 1
+        os.environ["NBGRADER_EXECUTION"] = "autograde"
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("NBGRADER_EXECUTION", None)
-        else:
-            os.environ["NBGRADER_EXECUTION"] = old
+        with _GRADING_LOCK:
+            _GRADING["count"] -= 1
+            if _GRADING["count"] == 0:
+                if _GRADING["saved"] is None:
+                    os.environ.pop("NBGRADER_EXECUTION", None)
+                else:
+                    os.environ["NBGRADER_EXECUTION"] = _GRADING["saved"]
 
 
 def grade_notebook(nb, source_nb, door: Door) -> TrustedResult:
