@@ -25,7 +25,7 @@ WORKERS ?=
 SCHEDULER ?=
 GRADE_FLAGS = $(if $(WORKERS),--workers $(WORKERS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
-.PHONY: release autograde grade report feedback export sample
+.PHONY: release autograde grade report feedback export sample similarity
 
 ## make release ASSIGNMENT=NN-slug: regenerate exercises/NN-slug from solutions/ (no solutions, no hidden tests)
 release: $(STAMP)
@@ -44,6 +44,11 @@ autograde: $(STAMP)
 grade: $(STAMP)
 	@test -n "$(ASSIGNMENT)" || { echo "make grade needs ASSIGNMENT=NN-slug"; exit 2; }
 	OMP_NUM_THREADS=1 $(PY) -m descent.grading.classroom grade $(ASSIGNMENT) $(GRADE_FLAGS)
+
+## make similarity ASSIGNMENT=NN-slug: near-copies among the answer cells (vs the solution, the library, each other) -> reports/NN-slug-similarity.html
+similarity: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || { echo "make similarity needs ASSIGNMENT=NN-slug"; exit 2; }
+	$(PY) -m descent.grading.classroom similarity $(ASSIGNMENT)
 
 ## make report [ASSIGNMENT=NN-slug]: counts per status and the submissions that need a person
 report: $(STAMP)

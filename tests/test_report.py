@@ -38,18 +38,17 @@ EVIL_MESSAGE = "ZeroDivisionError: <script>alert('msg')</script> (in rmsprop_upd
 LONG_MESSAGE = "[Part 5.3, eq. (Adam)] the bias correction is missing: " + "m̂_t ≠ m_t " * 80
 
 
-def student(status="graded", failures=None, reason="", kernel=None):
+def student(status="graded", failures=None, reason=""):
     """One student's record: every part passes except ``failures`` {grade_id: (mistake,
-    message)}; ``kernel`` {grade_id: in-kernel score} where the kernel disagreed."""
-    failures, kernel = failures or {}, kernel or {}
+    message)}."""
+    failures = failures or {}
     parts = {}
     if status in ("graded", "flagged"):
         for grade_id, points in POINTS.items():
             mistake, message = failures.get(grade_id, (None, f"{grade_id}: all checks match"))
             score = 0.0 if grade_id in failures else points
-            parts[grade_id] = {"points": points, "score": score,
-                               "in_kernel": kernel.get(grade_id, score),
-                               "message": message, "mistake": mistake}
+            parts[grade_id] = {"points": points, "score": score, "message": message,
+                               "mistake": mistake}
     score = sum(p["score"] for p in parts.values()) if parts else None
     return {"status": status, "reason": reason, "score": score,
             "max_score": sum(POINTS.values()), "parts": parts, "seconds": 5.0,
@@ -70,8 +69,7 @@ def class_results() -> dict:
                                      "test-train": (None, "[Part 5.6] the loss diverged")}),
             "s05": student(failures={"test-adam": ("t-not-incremented", "t is not incremented")}),
             "s06": student(failures={"test-rmsprop": ("exception", EVIL_MESSAGE)}),
-            "s07": student(failures={"test-adagrad": ("mutates-input", "changed grad in place")},
-                           kernel={"test-adagrad": 2.0}),
+            "s07": student(failures={"test-adagrad": ("mutates-input", "changed grad in place")}),
             "s08": student("failed", reason="the notebook is not valid JSON: <truncated>"),
             "s09": student("timeout", reason="ran past the 120 s limit"),
             EVIL_ID: student("flagged", reason="grade cell test-train was deleted <b>bold</b>"),
@@ -110,8 +108,6 @@ def test_summary_counts_scores_and_ranks_mistakes():
     assert (adam["submissions"], adam["passed"]) == (8, 4)
     assert adam["pass_rate"] == 0.5
     assert adam["mean_score"] == pytest.approx(4 * 3.0 / 8)
-    assert facts["parts"]["test-adagrad"]["kernel_disagrees"] == 1
-    assert facts["parts"]["test-adam"]["kernel_disagrees"] == 0
 
     ranked = [(m["part"], m["mistake"], m["count"]) for m in facts["mistakes"]]
     assert ranked == [("test-adam", "no-bias-correction", 3),

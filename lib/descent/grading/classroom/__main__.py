@@ -49,6 +49,13 @@ def main(argv=None) -> int:
                        help="Dask resources each job needs, e.g. GPU=1 (workers started "
                             "with `dask worker ... --resources GPU=1`)")
     grade.add_argument("--no-progress", action="store_true")
+    similar = commands.add_parser("similarity", help="near-copies among the answer cells of "
+                                                     "one assignment (reports/ASSIGNMENT-"
+                                                     "similarity.html)")
+    similar.add_argument("assignment")
+    similar.add_argument("--course", default=".")
+    similar.add_argument("--threshold", type=float, default=0.8,
+                         help="the overlap from which a pair is listed (default 0.8)")
     export = commands.add_parser("export", help="grades with statuses to a CSV")
     export.add_argument("--course", default=".")
     export.add_argument("--to", default="grades.csv")
@@ -80,6 +87,17 @@ def main(argv=None) -> int:
             return 2
         print(f"report: {write_report(course, args.assignment)}")
         return int(any(r["status"] in BLANK_STATUSES for r in results.values()))
+    if args.command == "similarity":
+        from descent.grading.similarity import similarity_report
+
+        if not 0 < args.threshold <= 1:
+            parser.error(f"--threshold must be in (0, 1], got {args.threshold}")
+        path = similarity_report(course, args.assignment, threshold=args.threshold)
+        found = json.loads(path.with_suffix(".json").read_text())
+        print(f"{len(found['matches'])} pairs at or above {args.threshold:.0%}, "
+              f"{len(found['names_a_reference'])} answer cells naming a reference")
+        print(f"report: {path}")
+        return 0
     if args.command == "export":
         from descent.grading.export import export_csv
 

@@ -38,10 +38,19 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(_here), "
 
 def source_directory(course: Path) -> str:
     """The course's source folder name, as its nbgrader_config.py sets it."""
+    return _course_setting(course, "source_directory", "source")
+
+
+def release_directory(course: Path) -> str:
+    """The course's release folder name, as its nbgrader_config.py sets it."""
+    return _course_setting(course, "release_directory", "release")
+
+
+def _course_setting(course: Path, name: str, default: str) -> str:
     from traitlets.config.loader import PyFileConfigLoader
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-    return config.CourseDirectory.get("source_directory", "source")
+    return config.CourseDirectory.get(name, default)
 
 
 def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
