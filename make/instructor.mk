@@ -38,7 +38,9 @@ sample:
 
 ## make autograde ASSIGNMENT=NN-slug: run every submission in submitted/*/NN-slug with its hidden tests
 autograde: $(STAMP)
-	@for a in $(SELECTED); do $(NBGRADER) autograde $$a --force || exit 1; done
+	@for a in $(SELECTED); do $(NBGRADER) autograde $$a --force || { echo "make autograde: "\
+		"$$a failed (nbgrader grades only a released assignment: make release ASSIGNMENT=$$a)" >&2; \
+		exit 1; }; done
 
 ## make grade ASSIGNMENT=NN-slug [WORKERS=N] [SCHEDULER=tcp://host:8786]: grade every submission in parallel, each kernel sandboxed; statuses in grades/NN-slug.json
 grade: $(STAMP)
