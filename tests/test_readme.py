@@ -43,6 +43,9 @@ NOT_RUN = {
     "make book": "builds the whole book (60-120 s); the suite builds it once, strictly, in the "
                  "built_book fixture (tests/conftest.py, used by tests/test_book.py)",
     "make test": "is this test suite: it would run itself recursively",
+    "make student-release": "builds the whole book when _build/html is stale, as it is on a "
+                            "fresh clone; tests/test_student_release.py runs the target on the "
+                            "session's built book",
 }
 
 WALKTHROUGH = "01-problem"
