@@ -65,6 +65,6 @@ BOOK_HTML ?= _build/html
 STUDENT_DIR ?= dist/student
 .PHONY: student-release
 student-release: $(STAMP)
-	@$(PY) make/student_release.py --check-book $(BOOK_HTML) 2>/dev/null || \
+	@$(PY) make/student_release.py --check-book $(BOOK_HTML) || \
 		{ test "$(BOOK_HTML)" = _build/html && $(MAKE) --no-print-directory book; }
 	$(PY) make/student_release.py --book $(BOOK_HTML) --out $(STUDENT_DIR)

@@ -25,6 +25,7 @@ cell shows about 108 monospace characters.
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import shutil
@@ -82,6 +83,17 @@ def test_code_fits_76_columns():
     wide += [f"{name} {cid} (code block): {line}" for name, cid, _, cell in cells({"markdown"})
              for block in fenced_code(cell.source) for line in wide_lines(block)]
     assert not wide, "\n".join(wide)
+
+
+def test_every_code_cell_is_python():
+    """A reflowed cell still parses (a line that lost its indent would not)."""
+    broken = []
+    for name, cid, _, cell in cells({"context", "answer", "grade"}):
+        try:
+            ast.parse(cell.source)
+        except SyntaxError as err:
+            broken.append(f"{name} {cid}: {err}")
+    assert not broken, "\n".join(broken)
 
 
 @pytest.mark.xfail(strict=True, reason=(

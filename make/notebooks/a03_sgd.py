@@ -39,7 +39,7 @@ CELLS = [
     from descent.grading.assignments import a03_sgd as checks
 
     # N × P per-example gradients g_i of softmax regression on N = 300
-# digits, at a random point.
+    # digits, at a random point.
     grads = checks.example_gradients(seed=0)
     """, "setup"),
 
@@ -155,7 +155,7 @@ CELLS = [
     if not os.environ.get("NBGRADER_EXECUTION"):
         sizes = [2, 4, 8, 16, 32, 64, 128, 256]
         slope = variance_slope(grads, sizes, draws=200, seed=0)
-    print(f"measured slope {slope:.3f}")
+        print(f"measured slope {slope:.3f}")
     """, "explore-slope"),
 
     markdown(f"""

@@ -152,7 +152,7 @@ CELLS = [
         state = momentum_init(theta)
         for t in range(1, 100_000):
             theta, state = rule(theta, lam * theta, state, lr=lr,
-                            momentum=beta)
+                                momentum=beta)
             error = np.linalg.norm(theta) / np.sqrt(len(lam))
             if error < tol:
                 return t
@@ -161,13 +161,13 @@ CELLS = [
         return "too many"
 
     graded = os.environ.get("NBGRADER_EXECUTION")
-for kappa in (10, 100, 1000) if not graded else ():
+    for kappa in (10, 100, 1000) if not graded else ():
         lr, beta = best_heavy_ball(kappa, 1.0)
         root = np.sqrt(kappa)
         gd = steps_to(heavy_ball_update, 2 / (kappa + 1), 0.0, kappa)
         hb = steps_to(heavy_ball_update, lr, beta, kappa)
         nag = steps_to(nesterov_update, 1 / kappa, (root - 1) / (root + 1),
-                   kappa)
+                       kappa)
         print(f"κ = {kappa:4d}: GD {gd}, heavy ball {hb}, Nesterov {nag}")
     """, "explore-rates"),
 
