@@ -27,10 +27,16 @@ BUTTONS = ("launch-buttons", "btn-source-repository-button", "btn-source-issues-
            "mybinder.org", "colab.research.google.com", "git-pull")
 
 
+HUB = "https://hub.example.org"
+
+
 def _config(url: str | None) -> dict:
+    """The project's configuration with the home set to ``url``, and a JupyterHub: its button
+    too must follow the home."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     if url is not None:
         config["repository"]["url"] = url
+    config["launch_buttons"]["jupyterhub_url"] = HUB
     config["execute"]["execute_notebooks"] = "off"
     return config
 
@@ -117,6 +123,7 @@ def test_configured_home_derives_every_button(tmp_path):
                   "?urlpath=lab/tree/book/01-problem.ipynb",
         "colab": "https://colab.research.google.com/github/example-org/example-course/blob/"
                  "main/book/01-problem.ipynb",
+        "jupyterhub": f"{HUB}/hub/user-redirect/git-pull?repo={HOME.replace('://', '%3A//')}",
     }
     for what, url in expected.items():
         assert any(h.replace("&amp;", "&").startswith(url) for h in hrefs), \
@@ -124,7 +131,9 @@ def test_configured_home_derives_every_button(tmp_path):
     absolute = {h for h in hrefs if h.startswith(("http://", "https://"))}
     foreign = {h for h in absolute
                if not h.startswith((HOME, "https://mybinder.org/v2/gh/example-org/",
-                                    "https://colab.research.google.com/github/example-org/"))}
+                                    "https://colab.research.google.com/github/example-org/",
+                                    f"{HUB}/hub/user-redirect/git-pull?repo=https%3A//github.com/"
+                                    "example-org/example-course&"))}
     assert not foreign, f"buttons not derived from the home: {foreign}"
     assert not dead_local_links(site)
 
