@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf _build .pytest_cache .ruff_cache
+	rm -rf _build dist .pytest_cache .ruff_cache
 
 # Instructor commands (release, autograde, feedback, export, grade): see README.
 -include make/instructor.mk

@@ -8,6 +8,7 @@
 #   make grade     ASSIGNMENT=02-gradient-descent   the same, in parallel, sandboxed, with statuses
 #   make report   [ASSIGNMENT=...]                  the statuses of the last `make grade`
 #   make feedback  ASSIGNMENT=02-gradient-descent   feedback/<student>/ASSIGNMENT/*.html
+#   make student-release                            dist/student/ + .zip: book, exercises, wheel
 #   make export                                     grades.csv (every assignment, every student,
 #                                                   with status and reason)
 #
@@ -38,7 +39,9 @@ sample:
 
 ## make autograde ASSIGNMENT=NN-slug: run every submission in submitted/*/NN-slug with its hidden tests
 autograde: $(STAMP)
-	@for a in $(SELECTED); do $(NBGRADER) autograde $$a --force || exit 1; done
+	@for a in $(SELECTED); do $(NBGRADER) autograde $$a --force || { echo "make autograde: "\
+		"$$a failed (nbgrader grades only a released assignment: make release ASSIGNMENT=$$a)" >&2; \
+		exit 1; }; done
 
 ## make grade ASSIGNMENT=NN-slug [WORKERS=N] [SCHEDULER=tcp://host:8786]: grade every submission in parallel, each kernel sandboxed; statuses in grades/NN-slug.json
 grade: $(STAMP)
@@ -61,3 +64,12 @@ feedback: $(STAMP)
 ## make export: every score in the gradebook to grades.csv, with status and reason (blank score when failed/timeout/memory)
 export: $(STAMP)
 	$(NBGRADER) export --exporter descent.grading.export.StatusCsvExporter --to grades.csv
+
+## make student-release [BOOK_HTML=_build/html] [STUDENT_DIR=dist/student]: what students get, in one folder (the site: book, exercises/, the descent wheel, README) and a .zip beside it; builds the book first when it is stale
+BOOK_HTML ?= _build/html
+STUDENT_DIR ?= dist/student
+.PHONY: student-release
+student-release: $(STAMP)
+	@$(PY) make/student_release.py --check-book $(BOOK_HTML) || \
+		{ test "$(BOOK_HTML)" = _build/html && $(MAKE) --no-print-directory book; }
+	$(PY) make/student_release.py --book $(BOOK_HTML) --out $(STUDENT_DIR)

@@ -104,8 +104,16 @@ def test_only_the_toc_is_published(built_book):
                  for p in html_pages(built_book.html)}
     extra = published - set(toc_files()) - {"index", "search", "genindex"}
     assert not extra, f"pages published that are not in _toc.yml: {sorted(extra)}"
-    for forbidden in ("solutions", "exercises", "lib", "tests", "benchmarks"):
+    for forbidden in ("solutions", "lib", "tests", "benchmarks", "make"):
         assert not (built_book.html / forbidden).exists(), f"{forbidden}/ was published"
+    # exercises/ is published as downloads (book/_ext/descent_home.py): the released notebooks
+    # exactly, no page made from them.
+    published = sorted(p.relative_to(built_book.html) for p in
+                       (built_book.html / "exercises").rglob("*") if p.is_file())
+    released = sorted(p.relative_to(REPO) for p in (REPO / "exercises").rglob("*")
+                      if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    assert published == released
+    assert all((built_book.html / p).read_bytes() == (REPO / p).read_bytes() for p in released)
 
 
 def test_no_solution_code_in_the_site(built_book):
@@ -137,14 +145,11 @@ def test_math_is_served_locally_and_scripts_are_not_repeated(built_book):
         assert "THEBE_JS_URL" not in text, f"{page.name}: thebe loader left in (thebe is off)"
 
 
-def test_download_and_launch_buttons(built_book):
+def test_download_buttons(built_book):
+    """Launch and repository buttons follow the course's home: tests/test_home.py."""
     for f in toc_files():
         text = (built_book.html / f"{f}.html").read_text()
         assert "btn-download-source-button" in text, f"{f}: no download button"
-        if (REPO / f).with_suffix(".ipynb").is_file():
-            for service in ("mybinder.org", "colab.research.google.com",
-                            "hub/user-redirect/git-pull"):
-                assert service in text, f"{f}: no launch button for {service}"
 
 
 # ---------------------------------------------------------------- notation page ↔ descent

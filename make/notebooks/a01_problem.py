@@ -18,7 +18,8 @@ markdown(r"""
 # Assignment 01 — The problem: loss, gradient, gradient checks, critical points
 
 You will write the loss and the gradient of a linear model, check the gradient with finite
-differences, and classify critical points by the eigenvalues of the Hessian (chapter 1).
+differences, and classify critical points by the eigenvalues of the Hessian
+([chapter 1](../../book/01-problem.ipynb)).
 
 **How this works.** Fill in every cell that says `YOUR CODE HERE` (or `YOUR ANSWER HERE`).
 Each answer is followed by a test cell: run it to check your work. The tests you see compare
@@ -138,7 +139,8 @@ of order 1.
 """, "md-use-checker"),
 code("""
 rng = np.random.default_rng(0)
-X, y, w = rng.standard_normal((30, 4)), rng.standard_normal(30), rng.standard_normal(4)
+X, y = rng.standard_normal((30, 4)), rng.standard_normal(30)
+w = rng.standard_normal(4)
 try:
     approx = numerical_gradient(lambda v: mse_loss(v, X, y), w)
     print("relative error:", relative_error(mse_grad(w, X, y), approx))

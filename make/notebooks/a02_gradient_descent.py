@@ -20,7 +20,7 @@ markdown(r"""
 
 You will implement gradient descent, find empirically the step size at which it diverges on a
 quadratic and compare it with $2/L$, and measure its convergence rate against the prediction
-(chapter 2).
+([chapter 2](../../book/02-gradient-descent.ipynb)).
 
 **How this works.** Fill in every cell that says `YOUR CODE HERE` (or `YOUR ANSWER HERE`) and
 run the test cell after it. The visible tests compare your code with the course's reference on

@@ -38,7 +38,8 @@ CELLS = [
 
     from descent.grading.assignments import a03_sgd as checks
 
-    # N × P per-example gradients g_i of softmax regression on N = 300 digits, at a random point.
+    # N × P per-example gradients g_i of softmax regression on N = 300
+    # digits, at a random point.
     grads = checks.example_gradients(seed=0)
     """, "setup"),
 
@@ -46,7 +47,7 @@ CELLS = [
     ## Part 3.1 — A shuffled epoch (3 points)
 
     An **epoch** visits every training example exactly once, in a new random order each time
-    ([chapter 3, "Mini-batches are unbiased"]({CHAPTER}#ch03-unbiased)). Write
+    ([chapter 3, "Mini-batches are unbiased"]({CHAPTER}#Mini-batches-are-unbiased)). Write
     `epoch_batches(n, batch_size, *, epochs, seed, drop_last=False)` returning a list of
     `epochs` epochs, each a list of 1-D integer arrays of indices into `0 … n-1`:
 
@@ -87,7 +88,7 @@ CELLS = [
     A mini-batch of $B$ distinct examples gives
     $\\hat g_B = \\frac1B\\sum_{{i\\in\\mathcal B}} g_i$, an unbiased
     estimate of $\\bar g = \\frac1N\\sum_i g_i$ whose variance is
-    ([chapter 3, "The 1/B law"]({CHAPTER}#ch03-unbiased))
+    ([chapter 3, "The variance of a mini-batch gradient"]({CHAPTER}))
 
     $$ \\mathbb E\\,\\lVert \\hat g_B - \\bar g\\rVert^2
        = \\frac{{\\sigma^2}}{{B}}\\,\\frac{{N-B}}{{N-1}}, \\qquad
@@ -147,13 +148,14 @@ CELLS = [
     ### END HIDDEN TESTS
     """, "test-slope", 1),
     code("""
-    # Explore (not graded; skipped while nbgrader grades): the slope when B goes up to 256 of
-    # N = 300 (see Part 3.6).
+    # Explore (not graded; skipped while nbgrader grades): the slope when B goes
+    # up to 256 of N = 300 (see Part 3.6).
     import os
 
     if not os.environ.get("NBGRADER_EXECUTION"):
         sizes = [2, 4, 8, 16, 32, 64, 128, 256]
-        print(f"measured slope {variance_slope(grads, sizes, draws=200, seed=0):.3f}")
+        slope = variance_slope(grads, sizes, draws=200, seed=0)
+        print(f"measured slope {slope:.3f}")
     """, "explore-slope"),
 
     markdown(f"""
@@ -162,7 +164,7 @@ CELLS = [
     With a constant step, SGD stalls at a noise floor proportional to $\\eta$. Robbins and
     Monro's conditions, $\\sum_t \\eta_t = \\infty$ and $\\sum_t \\eta_t^2 < \\infty$, let it reach
     the minimiser itself ([chapter 3, "Noise floors and the Robbins–Monro
-    conditions"]({CHAPTER}#ch03-robbins-monro)). Write `robbins_monro(t, *, lr0, tau)`
+    conditions"]({CHAPTER})). Write `robbins_monro(t, *, lr0, tau)`
     returning
 
     $$ \\eta_t = \\frac{{\\eta_0}}{{1 + t/\\tau}}, $$
@@ -196,7 +198,7 @@ CELLS = [
 
     where $P = \\operatorname{{softmax}}(xW + b)$ row by row and $Y$ holds the one-hot labels.
     Write `logreg_sgd_step(W, b, x, y, lr)` returning the new pair `(W, b)` after one step
-    of ([chapter 3, eq. (SGD)]({CHAPTER}#ch03-unbiased))
+    of ([chapter 3, eq. (SGD)]({CHAPTER}#Mini-batches-are-unbiased))
 
     $$ \\theta_t = \\theta_{{t-1}} - \\eta_t\\, \\hat g_{{B,t}} . $$
 

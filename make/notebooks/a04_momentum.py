@@ -45,7 +45,7 @@ CELLS = [
 
 
     class MomentumState(NamedTuple):
-        b: Any = None          # the momentum buffer b_{t-1}; None before the first step
+        b: Any = None  # the momentum buffer b_{t-1}; None before the first step
 
 
     def momentum_init(param):
@@ -58,7 +58,7 @@ CELLS = [
 
     PyTorch writes Polyak's heavy ball with a buffer $b$ that *sums* past gradients (it is not
     an average), starting from the first gradient itself
-    ([chapter 4, "Polyak's heavy ball"]({CHAPTER}#ch04-heavy-ball)):
+    ([chapter 4, "Polyak's heavy ball"]({CHAPTER}#Polyak's-heavy-ball)):
 
     $$ b_t = \\beta\\, b_{{t-1}} + g_t \\quad (b_1 = g_1), \\qquad
        \\theta_t = \\theta_{{t-1}} - \\eta\\, b_t . \\tag{{HB}}$$
@@ -90,7 +90,7 @@ CELLS = [
     Nesterov's method evaluates the gradient at a look-ahead point. PyTorch's
     `nesterov=True` keeps the same buffer and steps along $g_t + \\beta b_t$, with the buffer
     *after* this step's update
-    ([chapter 4, "Nesterov's accelerated gradient"]({CHAPTER}#ch04-nesterov)):
+    ([chapter 4, "Nesterov's accelerated gradient"]({CHAPTER}#Nesterov's-accelerated-gradient)):
 
     $$ b_t = \\beta\\, b_{{t-1}} + g_t \\quad (b_1 = g_1), \\qquad
        \\theta_t = \\theta_{{t-1}} - \\eta\\,(g_t + \\beta\\, b_t) . \\tag{{NAG}}$$
@@ -120,7 +120,7 @@ CELLS = [
     On a quadratic whose curvatures lie in $[\\mu, L]$, the heavy ball contracts each
     eigendirection by the spectral radius of a $2\\times2$ matrix, and the worst direction is
     best when both extreme curvatures have the same (double) root
-    ([chapter 4, "The iteration matrix and the optimal tuning"]({CHAPTER}#ch04-heavy-ball)).
+    ([chapter 4, "The iteration matrix and the optimal tuning"]({CHAPTER}#The-iteration-matrix-and-the-optimal-tuning)).
     Write `best_heavy_ball(L, mu)` returning the pair `(lr, momentum)` of that optimum, in
     closed form. The grader also runs the heavy ball with your pair and measures its rate,
     which must be $(\\sqrt\\kappa - 1)/(\\sqrt\\kappa + 1)$ with $\\kappa = L/\\mu$.
@@ -140,17 +140,19 @@ CELLS = [
     ### END HIDDEN TESTS
     """, "test-tuning", 2),
     code("""
-    # Explore (not graded; skipped while nbgrader grades): steps to shrink the error 10⁶-fold
-    # on a quadratic of condition κ, with your rules at their tunings (GD: η = 2/(L + μ), β = 0).
+    # Explore (not graded; skipped while nbgrader grades): steps to shrink the
+    # error 10⁶-fold on a quadratic of condition κ, with your rules at their
+    # tunings (GD: η = 2/(L + μ), β = 0).
     import os
 
 
     def steps_to(rule, lr, beta, kappa, tol=1e-6):
-        lam = np.linspace(1.0, kappa, 20)                    # curvatures in [μ, L] = [1, κ]
+        lam = np.linspace(1.0, kappa, 20)  # curvatures in [μ, L] = [1, κ]
         theta = np.ones_like(lam)
         state = momentum_init(theta)
         for t in range(1, 100_000):
-            theta, state = rule(theta, lam * theta, state, lr=lr, momentum=beta)
+            theta, state = rule(theta, lam * theta, state, lr=lr,
+                                momentum=beta)
             error = np.linalg.norm(theta) / np.sqrt(len(lam))
             if error < tol:
                 return t
@@ -158,12 +160,15 @@ CELLS = [
                 return "diverges"
         return "too many"
 
-    for kappa in (10, 100, 1000) if not os.environ.get("NBGRADER_EXECUTION") else ():
+    graded = os.environ.get("NBGRADER_EXECUTION")
+    for kappa in (10, 100, 1000) if not graded else ():
         lr, beta = best_heavy_ball(kappa, 1.0)
         root = np.sqrt(kappa)
-        print(f"κ = {kappa:4d}: GD {steps_to(heavy_ball_update, 2 / (kappa + 1), 0.0, kappa)}, "
-              f"heavy ball {steps_to(heavy_ball_update, lr, beta, kappa)}, "
-              f"Nesterov {steps_to(nesterov_update, 1 / kappa, (root - 1) / (root + 1), kappa)}")
+        gd = steps_to(heavy_ball_update, 2 / (kappa + 1), 0.0, kappa)
+        hb = steps_to(heavy_ball_update, lr, beta, kappa)
+        nag = steps_to(nesterov_update, 1 / kappa, (root - 1) / (root + 1),
+                       kappa)
+        print(f"κ = {kappa:4d}: GD {gd}, heavy ball {hb}, Nesterov {nag}")
     """, "explore-rates"),
 
     markdown("""

@@ -25,7 +25,8 @@ cells = [
 markdown(r'''
 # Assignment 05 — Adaptive methods: AdaGrad, RMSprop, Adam, AdamW
 
-You will write the four adaptive rules of chapter 5 (*Adaptive methods*) as **pure update
+You will write the four adaptive rules of [chapter 5](../../book/05-adaptive.ipynb)
+(*Adaptive methods*) as **pure update
 rules**, work through the AdamW step of the chapter with your own rule, switch Adam's
 ingredients off one at a time and explain what each one does, and train a small network with
 an optimizer built on your AdamW.
@@ -69,8 +70,8 @@ class AdamState(NamedTuple):
     v: Any  # v_t, the second moment (moving average of squared gradients)
 
 
-# The states before the first step. `0 * param` is an array of zeros of param's shape, dtype
-# and kind (NumPy or torch).
+# The states before the first step. `0 * param` is an array of zeros of
+# param's shape, dtype and kind (NumPy or torch).
 def adagrad_init(param):
     return AdagradState(0, 0 * param)
 
@@ -263,15 +264,17 @@ uses $\eta = 0.05$ and 300 steps from $\theta_0 = 0$. Run it and look at the fir
 middle of the run and the final noise floor.
 ''', "md-ablation-run"),
 code(r'''
-# (skipped while nbgrader runs the notebook: this experiment is for you, not for the grade)
+# (skipped while nbgrader runs the notebook: this experiment is for you,
+# not for the grade)
 if not checks.being_graded():
     from descent.plots import plot_loss_curves
 
     runs = checks.ablation_runs(adam_ablation_update, adam_init)
-    print(f"{'variant':24s}" + "".join(f"{'L(θ_' + str(t) + ')':>11s}" for t in (1, 3, 10, 30, 100))
+    steps = (1, 3, 10, 30, 100)
+    print(f"{'variant':24s}" + "".join(f"{f'L(θ_{t})':>11s}" for t in steps)
           + f"{'final (median)':>16s}")
     for label, losses in runs.items():
-        print(f"{label:24s}" + "".join(f"{losses[t]:11.3g}" for t in (1, 3, 10, 30, 100))
+        print(f"{label:24s}" + "".join(f"{losses[t]:11.3g}" for t in steps)
               + f"{np.median(losses[-50:]):16.3g}")
     plot_loss_curves(runs, band=None)
 ''', "ablation-run"),

@@ -18,7 +18,8 @@ cells = [
 markdown(r'''
 # Assignment 06 — Learning-rate schedules
 
-You will write four schedules of chapter 6 (*Learning-rate schedules*) as pure functions of
+You will write four schedules of [chapter 6](../../book/06-schedules.ipynb)
+(*Learning-rate schedules*) as pure functions of
 the step — warmup + cosine, step decay, inverse square root and cosine with warm restarts
 (SGDR) — and a training loop that follows a schedule.
 
@@ -169,13 +170,16 @@ markdown(r'''
 Your four schedules side by side (run the cell; nothing to write):
 ''', "md-plot"),
 code(r'''
-# (skipped while nbgrader runs the notebook: the plot is for you, not for the grade)
+# (skipped while nbgrader runs the notebook: the plot is for you, not for
+# the grade)
 if not checks.being_graded():
     from descent.plots import plot_schedules
 
     plot_schedules({
-        "warmup + cosine": lambda t: warmup_cosine(t, lr=1.0, warmup_steps=10, total_steps=80),
-        "step decay": lambda t: step_decay(t, lr=1.0, step_size=20, gamma=0.5),
+        "warmup + cosine": lambda t: warmup_cosine(
+            t, lr=1.0, warmup_steps=10, total_steps=80),
+        "step decay": lambda t: step_decay(
+            t, lr=1.0, step_size=20, gamma=0.5),
         "inverse sqrt": lambda t: inverse_sqrt(t, lr=1.0, warmup_steps=10),
         "SGDR": lambda t: sgdr(t, lr=1.0, T_0=10, T_mult=2),
     }, steps=100)
@@ -227,15 +231,22 @@ def final_losses(schedule, steps=60):
     run = training.RunSpec(seed=0, steps=steps, device="cpu")
     x, y, model = training._data_and_model(run)
     opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
-    return train(model, lambda m: torch.nn.functional.mse_loss(m(x), y), opt, schedule, steps)
 
-curves = {} if checks.being_graded() else {     # (for you; skipped while nbgrader grades)
+    def loss_fn(m):
+        return torch.nn.functional.mse_loss(m(x), y)
+
+    return train(model, loss_fn, opt, schedule, steps)
+
+# (for you; skipped while nbgrader grades)
+curves = {} if checks.being_graded() else {
     "constant η = 0.2": final_losses(lambda t: 0.2),
     "warmup + cosine, η = 0.2": final_losses(
-        lambda t: warmup_cosine(t, lr=0.2, warmup_steps=10, total_steps=60, eta_min=0.01)),
+        lambda t: warmup_cosine(t, lr=0.2, warmup_steps=10, total_steps=60,
+                                eta_min=0.01)),
     "constant η = 0.7": final_losses(lambda t: 0.7),
     "warmup + cosine, η = 0.7": final_losses(
-        lambda t: warmup_cosine(t, lr=0.7, warmup_steps=10, total_steps=60, eta_min=0.01)),
+        lambda t: warmup_cosine(t, lr=0.7, warmup_steps=10, total_steps=60,
+                                eta_min=0.01)),
 }
 for label, losses in curves.items():
     print(f"{label:28s} loss at steps 0, 5, 20, 59: "

@@ -23,8 +23,8 @@ CELLS = [
     `torch.optim.AdamW` in any training script: the same keywords and defaults, param groups
     with their own hyperparameters, state created lazily, `state_dict()` /
     `load_state_dict()` that resume a run exactly, and `step(closure)`
-    ([chapter 7, "What `torch.optim.Optimizer` gives you"]({CHAPTER}#ch07-anatomy)).
-    The update itself is chapter 5's AdamW ([chapter 5, "AdamW"]({ADAPTIVE}#ch05-adamw)).
+    ([chapter 7, "What `torch.optim.Optimizer` gives you"]({CHAPTER}#What-torch.optim.Optimizer-gives-you)).
+    The update itself is chapter 5's AdamW ([chapter 5, "AdamW"]({ADAPTIVE}#Weight-decay:-L2-or-decoupled)).
 
     **How this works.** Fill in the cell that says `YOUR CODE HERE` and run the test cells
     after it. The visible tests compare your class with `torch.optim.AdamW` on a small MLP;

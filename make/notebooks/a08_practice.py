@@ -42,7 +42,7 @@ CELLS = [
 
     Train for $N$ steps while the rate grows exponentially from $\\eta_{{\\min}}$ to
     $\\eta_{{\\max}}$, smooth the loss, and stop when it diverges
-    ([chapter 8, "The LR range test"]({CHAPTER}#ch08-lr-finder)). Step $i = 0, \\ldots, N-1$ uses
+    ([chapter 8, "The LR range test"]({CHAPTER}#The-learning-rate-range-test)). Step $i = 0, \\ldots, N-1$ uses
 
     $$ \\eta_i = \\eta_{{\\min}}\\,(\\eta_{{\\max}}/\\eta_{{\\min}})^{{i/(N-1)}}, \\qquad
        a_i = \\beta a_{{i-1}} + (1-\\beta)\\,\\ell_i,\\ a_{{-1}} = 0, \\qquad
@@ -97,7 +97,7 @@ CELLS = [
 
     When the big batch does not fit, split it into micro-batches $(x_i, y_i)$ of sizes
     $n_i$, $N = \\sum_i n_i$, and accumulate
-    ([chapter 8, "Accumulation"]({CHAPTER}#ch08-accumulation)):
+    ([chapter 8, "Accumulation"]({CHAPTER}#Gradient-accumulation-equals-the-big-batch)):
 
     $$ \\nabla_\\theta\\, \\mathcal L_{{\\text{{big}}}} = \\sum_i \\frac{{n_i}}{{N}}\\,
        \\nabla_\\theta\\, \\mathcal L(f_\\theta(x_i), y_i) $$
@@ -134,7 +134,7 @@ CELLS = [
     ## Part 8.3 — Clipping by global norm (2 points)
 
     With $g$ all the gradients concatenated into one vector and threshold $c$
-    ([chapter 8, "Clipping"]({CHAPTER}#ch08-clipping)):
+    ([chapter 8, "Clipping"]({CHAPTER}#Gradient-clipping)):
 
     $$ g \\leftarrow g\\cdot\\min\\!\\Big(1, \\frac{{c}}{{\\lVert g\\rVert_2}}\\Big) $$
 
@@ -166,7 +166,7 @@ CELLS = [
     markdown(f"""
     ## Part 8.4 — A mixed-precision step (2 points)
 
-    ([chapter 8, "Mixed precision"]({CHAPTER}#ch08-mixed-precision)) Write
+    ([chapter 8, "Mixed precision"]({CHAPTER}#Mixed-precision)) Write
     `amp_step(model, optimizer, scaler, x, y, *, dtype)`: one training step on the mean
     squared error that
 
@@ -207,27 +207,31 @@ CELLS = [
     The loop below does not do what its docstring says: it has **four** bugs. Run it, look at
     the losses, read the docstring again, and write the fixed loop as `train_loop` (same
     signature, same order of operations otherwise;
-    [chapter 8, "Debugging a run"]({CHAPTER}#ch08-debugging)).
+    [chapter 8, "Debugging a run"]({CHAPTER}#A-debugging-lab)).
     The grader runs your `train_loop` on a fresh model and its own corrupted data, and its
     losses must equal those of the bug-free loop.
     """, "md-debug"),
     code('''
     def buggy_train_loop(model, x, y, *, epochs=4, batch_size=32):
-        """Train `model` on (x, y) with the mean squared error and return every step's loss.
+        """Train `model` on (x, y) with the mean squared error; return every
+        step's loss.
 
         - Examples whose features are not all finite are removed first.
-        - Batches of `batch_size` in order (no shuffling); the last one may be smaller.
+        - Batches of `batch_size` in order (no shuffling); the last one may be
+          smaller.
         - SGD with lr 0.05 and momentum 0.9.
-        - CosineAnnealingLR over the whole run, T_max = epochs × batches per epoch, stepped
-          after every optimizer step.
+        - CosineAnnealingLR over the whole run, T_max = epochs × batches per
+          epoch, stepped after every optimizer step.
         """
         batches = math.ceil(len(x) / batch_size)
         optimizer = torch.optim.SGD(model.parameters(), lr=5.0, momentum=0.9)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * batches)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=epochs * batches)
         losses = []
         for _ in range(epochs):
             for i in range(0, len(x), batch_size):
-                loss = F.mse_loss(model(x[i:i + batch_size]), y[i:i + batch_size])
+                loss = F.mse_loss(model(x[i:i + batch_size]),
+                                  y[i:i + batch_size])
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
