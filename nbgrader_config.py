@@ -36,36 +36,13 @@ c.GenerateFeedback.preprocessors = [
 # A released grade cell with hidden tests differs from its source, and nbgrader compares a
 # submission's locked cells with the *source* (nbgrader#1961): every grade cell with hidden
 # tests warned "Attribute 'checksum' ... has changed!" on every submission, drowning the
-# warnings that mean something. This OverwriteCells first puts the hidden tests back into a
+# warnings that mean something. OverwriteReleasedCells first puts the hidden tests back into a
 # cell that is exactly as released, so nbgrader warns only when a student changed a locked
-# cell (and then, as before, restores it from the gradebook).
-from nbformat import NotebookNode  # noqa: E402
-from nbgrader.api import MissingEntry  # noqa: E402
-from nbgrader.preprocessors import ClearHiddenTests, OverwriteCells  # noqa: E402
-
-
-class OverwriteReleasedCells(OverwriteCells):
-    def preprocess_cell(self, cell, resources, cell_index):
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade_id") and meta.get("locked"):
-            try:
-                source = self.gradebook.find_source_cell(meta["grade_id"], self.notebook_id,
-                                                         self.assignment_id)
-            except MissingEntry:
-                source = None
-            if source is not None and source.locked and source.cell_type == cell.cell_type:
-                released = NotebookNode(cell_type=source.cell_type, source=source.source,
-                                        metadata={})
-                ClearHiddenTests(parent=self)._remove_hidden_test_region(released)
-                if released.source != source.source and cell.source == released.source:
-                    cell.source = source.source
-        return super().preprocess_cell(cell, resources, cell_index)
-
-
+# cell (and then, as before, restores it from the gradebook). `make grade` uses it too.
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
-    OverwriteReleasedCells,
+    "descent.grading.nbgrader.OverwriteReleasedCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]

@@ -157,15 +157,16 @@ def sanitized(path: Path, gradebook: Path, job: Job):
         CheckCellMetadata,
         ClearOutput,
         DeduplicateIds,
-        OverwriteCells,
         OverwriteKernelspec,
     )
+
+    from descent.grading.nbgrader import OverwriteReleasedCells
 
     nb = nbformat.read(str(path), as_version=4)
     resources = {"nbgrader": {"notebook": job.assignment, "assignment": job.assignment,
                               "student": job.student, "db_url": f"sqlite:///{gradebook}"}}
     for step in (ClearOutput(), DeduplicateIds(), OverwriteKernelspec(),
-                 OverwriteCells(add_missing_cells=True), CheckCellMetadata()):
+                 OverwriteReleasedCells(add_missing_cells=True), CheckCellMetadata()):
         nb, resources = step.preprocess(nb, resources)
     return nb
 
