@@ -5,8 +5,11 @@
 #   make release   ASSIGNMENT=02-gradient-descent   solutions/ -> exercises/ (commit the result)
 #   make sample                                     copy the sample class into submitted/
 #   make autograde ASSIGNMENT=02-gradient-descent   grade everything in submitted/*/ASSIGNMENT
-#   make grade     ASSIGNMENT=02-gradient-descent   the same, in parallel, sandboxed, with statuses
+#                                                   (nbgrader alone: for trusted work only)
+#   make grade     ASSIGNMENT=02-gradient-descent   the same for a class: in parallel, student
+#                                                   code confined, tests in the grader, statuses
 #   make report   [ASSIGNMENT=...]                  the statuses of the last `make grade`
+#   make similarity ASSIGNMENT=02-gradient-descent  near-copies among the answer cells
 #   make feedback  ASSIGNMENT=02-gradient-descent   feedback/<student>/ASSIGNMENT/*.html
 #   make student-release                            dist/student/ + .zip: book, exercises, wheel
 #   make export                                     grades.csv (every assignment, every student,
@@ -24,7 +27,9 @@ SELECTED = $(or $(ASSIGNMENT),$(ASSIGNMENTS_ALL))
 
 WORKERS ?=
 SCHEDULER ?=
-GRADE_FLAGS = $(if $(WORKERS),--workers $(WORKERS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+UNSAFE ?=
+GRADE_FLAGS = $(if $(WORKERS),--workers $(WORKERS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+              $(if $(UNSAFE),--unsafe)
 
 .PHONY: release autograde grade report feedback export sample similarity
 
@@ -43,7 +48,7 @@ autograde: $(STAMP)
 		"$$a failed (nbgrader grades only a released assignment: make release ASSIGNMENT=$$a)" >&2; \
 		exit 1; }; done
 
-## make grade ASSIGNMENT=NN-slug [WORKERS=N] [SCHEDULER=tcp://host:8786]: grade every submission in parallel, each kernel sandboxed; statuses in grades/NN-slug.json
+## make grade ASSIGNMENT=NN-slug [WORKERS=N] [SCHEDULER=tcp://host:8786] [UNSAFE=1]: grade every submission in parallel, the test cells in the grader, the student's code confined; statuses in grades/NN-slug.json
 grade: $(STAMP)
 	@test -n "$(ASSIGNMENT)" || { echo "make grade needs ASSIGNMENT=NN-slug"; exit 2; }
 	OMP_NUM_THREADS=1 $(PY) -m descent.grading.classroom grade $(ASSIGNMENT) $(GRADE_FLAGS)
