@@ -215,6 +215,12 @@ def allowed_paths() -> tuple[list[str], list[tuple[str, str]]]:
     return kept, links
 
 
+def _python() -> str:
+    """This environment's interpreter at its real path (a venv reached through a link, as a
+    fresh clone sharing a venv does, is bound at its real place)."""
+    return os.path.join(os.path.realpath(sys.prefix), "bin", os.path.basename(sys.executable))
+
+
 def student_environment() -> dict[str, str]:
     """The student's side's whole environment: an allow-list, nothing of the grader's."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/job/home", "TMPDIR": "/tmp",
@@ -292,7 +298,7 @@ class ConfinedDoor(Door):
                           "hosts": "127.0.0.1 localhost\n"},
                   "tmpfs": {"job_mb": limits.disk_mb, "job_inodes": 20_000,
                             "tmp_mb": limits.tmp_mb, "tmp_inodes": 2_000},
-                  "devices": _devices(), "rlimits": rlimits, "python": sys.executable,
+                  "devices": _devices(), "rlimits": rlimits, "python": _python(),
                   "env": env, "protocol": list(pass_fds)}
         from descent.grading import jail
 

@@ -158,20 +158,26 @@ def become_student(config: dict) -> None:
                                  "descent.grading.student"], config["env"])
 
 
+def _tell(config: dict, why: str, code: int) -> None:
+    """Say why in the grader's framing, then end."""
+    message = json.dumps({"jail": why}).encode()
+    os.write(config["protocol"][1], struct.pack(">I", len(message)) + message)
+    os._exit(code)
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     try:
         make_root(config)
-    except OSError as err:               # tell the grader why, in its framing
-        message = json.dumps({"jail": str(err)}).encode()
-        os.write(config["protocol"][1], struct.pack(">I", len(message)) + message)
-        os._exit(70)
+    except OSError as err:
+        _tell(config, f"cannot build the confined root: {err}", 70)
     child = os.fork()
     if child == 0:
         try:
             become_student(config)
-        finally:
-            os._exit(71)
+        except OSError as err:
+            _tell(config, f"cannot start the student's side: {err}", 71)
+        os._exit(71)
     for fd in config["protocol"]:                      # only the student's side holds them
         os.close(fd)
     while True:                                        # reap every orphan; end with the child
