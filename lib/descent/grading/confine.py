@@ -262,10 +262,17 @@ class ConfinedDoor(Door):
             os.close(requests_r)
             os.close(answers_w)
         os.set_blocking(self._requests, False)
-        ready = self._receive(time.monotonic() + STARTUP_SECONDS, "starting")
-        if "ready" not in ready:
+        self.ready = False            # the student's side imports while the grader prepares
+
+    def wait_ready(self) -> None:
+        """Wait for the student's side to say it runs (once; the first request does it)."""
+        if self.ready:
+            return
+        answer = self._receive(self.started + STARTUP_SECONDS, "the start")
+        if "ready" not in answer:
             raise self._close("failed", f"the confined process did not start: "
-                                        f"{plain.bounded(ready.get('jail', ready), 300)}")
+                                        f"{plain.bounded(answer.get('jail', answer), 300)}")
+        self.ready = True
 
     def _spawn(self, requests_r: int, answers_w: int) -> subprocess.Popen:
         confinement, limits = self.confinement, self.limits
@@ -321,6 +328,7 @@ class ConfinedDoor(Door):
     def _send(self, request: tuple) -> dict:
         if self.closed is not None:
             raise self.closed
+        self.wait_ready()
         data = pickle.dumps(request, protocol=5)
         self._write(len(data).to_bytes(4, "big") + data)
         return self._receive(self.cell_deadline, self.label)

@@ -102,11 +102,11 @@ def _grade_in(work: Path, job: Job) -> dict:
         return result("failed", f"this worker cannot confine student code "
                                 f"({confinement.note}); grade with --unsafe only in a "
                                 "throw-away container", max_score=sum(points.values()))
-    nb = sanitized(folder / notebook_name, work / "private" / "gradebook.db", job)
-    timestamp = submission_timestamp(folder)
     clock = time.monotonic()
-    door = confine.ConfinedDoor(job.limits, confinement)
+    door = confine.ConfinedDoor(job.limits, confinement)   # starts while we sanitize
     try:
+        nb = sanitized(folder / notebook_name, work / "private" / "gradebook.db", job)
+        timestamp = submission_timestamp(folder)
         verdict = trusted.grade_notebook(nb, source_nb, door)
     finally:
         door.close()
