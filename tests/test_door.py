@@ -296,7 +296,8 @@ def probe():
         net = "connected"
     except OSError as err:
         net = type(err).__name__
-    return procs, os.getuid(), caps[0].split()[1], net, sorted(os.environ)
+    spaces = {n: os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "mnt", "net", "ipc", "uts")}
+    return procs, os.getuid(), caps[0].split()[1], net, sorted(os.environ), spaces
 """
 
 
@@ -318,7 +319,8 @@ def test_only_its_own_folders_are_writable_and_they_are_bounded(confined):
 @needs_confinement
 def test_it_sees_only_its_own_processes_runs_unprivileged_and_has_no_network(confined):
     facts = _ask(confined, FACTS)
-    procs, uid, caps, network, env = facts
+    procs, uid, caps, network, env, spaces = facts
+    assert all(link != os.readlink(f"/proc/self/ns/{name}") for name, link in spaces.items())
     assert len(procs) <= 4 and 1 in procs                      # PID 1 of its own namespace
     assert int(caps, 16) == 0                                   # no capability at all
     assert uid != 0 or confine.probe().user_namespace
