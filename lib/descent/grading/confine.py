@@ -37,8 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from descent.grading import plain
-from descent.grading.door import Door, DoorClosed, parse_answer
-from descent.grading.student import MAX_FRAME
+from descent.grading.door import MAX_RESPONSE, Door, DoorClosed, parse_answer
 
 MIB = 2**20
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -178,10 +177,16 @@ def _cgroup_version() -> str | None:
 
 
 def _prepare_cgroup_parent(version: str) -> None:
-    if version == "v2":
-        parent = CGROUP_ROOT / CGROUP_PARENT
+    parents = [CGROUP_ROOT / CGROUP_PARENT] if version == "v2" else \
+        [CGROUP_ROOT / c / CGROUP_PARENT for c in ("memory", "pids")]
+    for parent in parents:
         parent.mkdir(exist_ok=True)
-        (parent / "cgroup.subtree_control").write_text("+memory +pids")
+        for stale in parent.glob("job-*"):       # left by a grader that was killed: empty
+            if time.time() - stale.stat().st_mtime > 3600:
+                with contextlib.suppress(OSError):
+                    stale.rmdir()
+    if version == "v2":
+        (parents[0] / "cgroup.subtree_control").write_text("+memory +pids")
 
 
 # -- the root the student's side sees -----------------------------------------------------------
@@ -347,7 +352,7 @@ class ConfinedDoor(Door):
     def _receive(self, deadline: float, label: str) -> dict:
         header = self._read(4, deadline)
         size = int.from_bytes(header, "big")
-        if size > MAX_FRAME:
+        if size > MAX_RESPONSE:
             raise self._close("failed", f"the confined process broke the protocol during "
                                         f"{label} (a frame of {size} bytes)")
         try:
@@ -374,6 +379,9 @@ class ConfinedDoor(Door):
         return b"".join(chunks)
 
     def _timeout(self) -> DoorClosed:
+        if not self.ready:
+            return self._close("failed", f"the confined process did not start within "
+                                         f"{STARTUP_SECONDS:g} s")
         if time.monotonic() >= self.deadline:
             return self._close("timeout", f"the notebook ran longer than "
                                           f"{self.limits.notebook_seconds:g} s (notebook limit, "

@@ -232,7 +232,7 @@ def parse_answer(data: bytes) -> dict:
         raise plain.ProtocolError(f"an answer is larger than {MAX_RESPONSE} bytes")
     try:
         answer = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise plain.ProtocolError("an answer is not JSON") from err
     if not isinstance(answer, dict):
         raise plain.ProtocolError("an answer is not a JSON object")

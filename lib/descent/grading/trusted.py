@@ -160,12 +160,19 @@ def grade_notebook(nb, source_nb, door: Door) -> TrustedResult:
     """Every autograded part of ``nb`` (a submission, its locked cells restored), judged here
     with the checks of ``source_nb`` (hidden tests included); the student's cells run behind
     ``door``."""
-    source = {c.metadata["nbgrader"]["grade_id"]: c for c in source_nb.cells
-              if c.metadata.get("nbgrader", {}).get("grade_id")}
     tests = {c.metadata["nbgrader"]["grade_id"]: c for c in autograded_cells(source_nb)}
     namespace = _Namespace(__name__="__main__")
     result = TrustedResult()
     with opened(door), grading_environment():
+        for cell in source_nb.cells:            # the instructor's setup, whatever was handed in
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("locked") and not meta.get("grade") \
+                    and not meta.get("solution"):
+                with contextlib.suppress(Exception, DirectCall), \
+                        contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(cell.source, f"<cell {meta.get('grade_id')}>", "exec"),  # noqa: S102
+                         namespace)
+        _student_names(namespace)
         for index, cell in enumerate(nb.cells):
             meta = cell.metadata.get("nbgrader", {})
             gid = meta.get("grade_id")
@@ -192,13 +199,6 @@ def grade_notebook(nb, source_nb, door: Door) -> TrustedResult:
                 continue
             if error:
                 result.cell_errors[label] = error
-            trusted = source.get(gid)
-            if trusted is not None and meta.get("locked") and not meta.get("solution"):
-                with contextlib.suppress(Exception, DirectCall), \
-                        contextlib.redirect_stdout(io.StringIO()):
-                    exec(compile(trusted.source, f"<cell {gid}>", "exec"),  # noqa: S102
-                         namespace)                         # the instructor's setup cell
-                _student_names(namespace)
     for gid, cell in tests.items():                  # never reached: no points
         if gid not in result.parts:
             reason = result.closed.reason if result.closed else "the test cell is missing"
