@@ -21,6 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
+from descent.plots.style import new_axes, place_legend
+
 # One marker style per kind of point; other labels cycle through the spare styles.
 _POINT_STYLES = {
     "minimum": dict(marker="o", color="tab:green"),
@@ -31,12 +33,6 @@ _POINT_STYLES = {
     "degenerate": dict(marker="s", color="tab:gray"),
 }
 _SPARE_STYLES = [dict(marker=m) for m in ("D", "v", "P", "h", "<", ">")]
-
-
-def _axes(ax: Axes | None, figsize=(6.0, 4.0)) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax
 
 
 def _xy(values, x=None) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +67,7 @@ def plot_series(series: Mapping[str, object], *, references: Mapping[str, object
     left out of the line (a diverging run stops at the top of the plot instead of stretching
     the axis to 1e300).
     """
-    ax = _axes(ax)
+    ax = new_axes(ax)
     for label, values in series.items():
         xs, ys = _xy(values, x)
         ax.plot(xs, _masked(ys, ymax, logy), label=label, marker="o" if markers else None,
@@ -89,9 +85,8 @@ def plot_series(series: Mapping[str, object], *, references: Mapping[str, object
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    if series or references:
-        ax.legend(fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
+    place_legend(ax)
     return ax
 
 
@@ -104,7 +99,7 @@ def plot_lr_sweep(losses: Mapping[float, Sequence[float]], *, threshold: float,
     Each curve is labelled with its learning rate as a multiple of the threshold, e.g.
     ``η = 0.95 × 2/L``, so the figure reads the same for any problem.
     """
-    ax = _axes(ax)
+    ax = new_axes(ax)
     below = sorted(lr for lr in losses if lr < threshold)
     above = sorted(lr for lr in losses if lr >= threshold)
     blues = plt.get_cmap("Blues")(np.linspace(0.45, 0.95, max(len(below), 1)))
@@ -117,8 +112,8 @@ def plot_lr_sweep(losses: Mapping[float, Sequence[float]], *, threshold: float,
     ax.set_yscale("log")
     ax.set_xlabel("step $t$")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small", ncol=2)
     ax.grid(True, alpha=0.3)
+    place_legend(ax, ncols=2)
     return ax
 
 
@@ -127,7 +122,7 @@ def plot_rate_vs_lr(lrs: Sequence[float], predicted: Sequence[float], *,
                     marks: Mapping[str, float] | None = None, ax: Axes | None = None) -> Axes:
     """The predicted contraction factor ρ(η) as a line, ``measured = (lrs, rates)`` as dots,
     a dotted line at ρ = 1 (the edge of divergence) and a vertical line per named η."""
-    ax = _axes(ax)
+    ax = new_axes(ax)
     ax.plot(lrs, predicted, color="tab:blue", label=r"predicted $\max_i |1 - \eta\lambda_i|$")
     if measured is not None:
         ax.plot(*measured, "o", color="tab:orange", markersize=4, label="measured")
@@ -137,8 +132,8 @@ def plot_rate_vs_lr(lrs: Sequence[float], predicted: Sequence[float], *,
         ax.axvline(lr, color=color, linestyle="--", linewidth=1, label=label)
     ax.set_xlabel(r"learning rate $\eta$")
     ax.set_ylabel(r"contraction factor $\rho$")
-    ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
+    place_legend(ax)
     return ax
 
 
@@ -150,7 +145,7 @@ def mark_points(points: Mapping[str, object], *, ax: Axes | None = None,
     ``"maximum"`` and ``"degenerate"`` have fixed styles; others take spare markers. Labels
     with no points are skipped.
     """
-    ax = _axes(ax)
+    ax = new_axes(ax)
     spare = iter(_SPARE_STYLES * 4)
     for label, pts in points.items():
         pts = np.asarray(pts, dtype=float).reshape(-1, 2)
@@ -159,5 +154,5 @@ def mark_points(points: Mapping[str, object], *, ax: Axes | None = None,
         style = dict(s=size, edgecolors="black", linewidths=0.8, zorder=5)
         style.update(_POINT_STYLES.get(label) or next(spare))
         ax.scatter(pts[:, 0], pts[:, 1], label=f"{label} ({len(pts)})", **style)
-    ax.legend(fontsize="small")
+    place_legend(ax)
     return ax

@@ -19,6 +19,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from descent.plots.style import CONTENT_WIDTH_IN, new_axes, place_legend
+
 __all__ = ["plot_loss_curves", "plot_history", "plot_lr_finder"]
 
 
@@ -53,8 +55,7 @@ def plot_loss_curves(curves: Mapping[str, Any], *, ax=None, key: str = "loss",
     """
     if band not in ("minmax", "std", None):
         raise ValueError(f"band must be 'minmax', 'std' or None, got {band!r}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
+    ax = new_axes(ax)
     for label, value in curves.items():
         runs = _runs(value, key)
         n = min(len(r) for r in runs)
@@ -77,8 +78,7 @@ def plot_loss_curves(curves: Mapping[str, Any], *, ax=None, key: str = "loss",
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or key.replace("_", " "))
-    if curves:
-        ax.legend()
+    place_legend(ax)
     return ax
 
 
@@ -89,7 +89,7 @@ def plot_history(history, *, fig=None, title: str | None = None):
     Figure; its Axes are ``fig.axes`` in that order.
     """
     if fig is None:
-        fig = plt.figure(figsize=(10, 6))
+        fig = plt.figure(figsize=(CONTENT_WIDTH_IN, 5.0), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True).ravel()
     steps = _series(history, "step")
     panels = [("loss", "loss", True), ("grad_norm", "gradient norm ‖g‖ (before clipping)", True),
@@ -104,7 +104,6 @@ def plot_history(history, *, fig=None, title: str | None = None):
         ax.set_xlabel("step")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -120,8 +119,7 @@ def plot_lr_finder(result, *, ax=None, raw: bool = True):
     suggestion gets a marker on the smoothed curve and a dotted vertical line. Returns the
     Axes.
     """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
+    ax = new_axes(ax)
     lrs, smoothed = _series(result, "lrs"), _series(result, "smoothed")
     if raw:
         ax.plot(lrs, _series(result, "losses"), color="0.7", linewidth=0.8, label="loss")
@@ -144,5 +142,5 @@ def plot_lr_finder(result, *, ax=None, raw: bool = True):
         if high > low:
             pad = 0.05 * (high - low)
             ax.set_ylim(low - pad, high + pad)
-    ax.legend()
+    place_legend(ax)
     return ax
