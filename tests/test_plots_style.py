@@ -69,6 +69,15 @@ def test_too_wide_and_too_small_are_caught():
     assert any("smaller than" in p and "tiny" in p for p in problems)
 
 
+def test_text_cut_off_by_the_edge_is_caught():
+    fig, axes = plots.subplots(1, 3)
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+    axes[-1].set_title("a title far too long for a third of the page width")
+    problems = plots.check_figure(fig)
+    assert any("cut off" in p and "a title far" in p for p in problems)
+
+
 # ------------------------------------------------------------------- placement
 
 def test_place_legend_avoids_the_data_inside_the_axes():
@@ -91,12 +100,28 @@ def test_place_legend_goes_below_when_the_data_fill_the_axes():
     for k in range(6):                                       # lines everywhere
         ax.plot(x, np.sin(8 * x + k), label=f"phase {k}")
     legend = plots.place_legend(ax)
+    assert ax.get_legend() is legend
     fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
     box = legend.get_window_extent(renderer)
-    assert box.y1 <= ax.get_tightbbox(renderer).y0 + 1 or box.y1 <= ax.bbox.y0  # below
+    assert box.y1 <= ax.bbox.y0                                  # below the axes
     assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 + 1                            # fits
     _ok(fig)
+
+
+def test_place_legend_outside_right_in_one_column():
+    fig, axes = plots.subplots(3, 1, height=6.0)
+    for ax in axes:
+        for k in range(5):
+            ax.plot([0, 1], [k, k + 1], label=f"schedule number {k}")
+        legend = plots.place_legend(ax, candidates=(), outside="right")
+        assert ax.get_legend() is legend
+        fig.draw_without_rendering()
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        assert box.x0 >= ax.bbox.x1 and legend._ncols == 1
+    _ok(fig)
+    with pytest.raises(ValueError, match="outside"):
+        plots.place_legend(axes[0], outside="left")
 
 
 def test_share_legend_puts_one_legend_below_all_panels():
@@ -163,6 +188,26 @@ def test_every_plotting_function_meets_the_house_style():
               "smoothed": 2 - np.tanh(np.log10(lrs) + 2) + (lrs > 3) * lrs,
               "suggestions": {"steepest": 0.01, "minimum": 0.3}}
     _ok(plots.plot_lr_finder(finder))
+    fig, axes = plots.subplots(1, 2)
+    grid = np.array([[0.27, 0.26, 0.37, 1.46], [0.25, 0.23, 0.33, 1.45]])
+    for ax in axes:
+        plots.plot_sweep(grid, [1e-4, 1e-3, 1e-2, 1e-1], [3e-3, 1e-2], xlabel="λ",
+                         ylabel="η", title="test loss", vmax=1.0, ax=ax)
+    _ok(fig)
     _ok(plots.plot_step_times({"Adam, 1 tensor": {"loop": 2.0, "foreach": 2.5, "fused": 0.9},
                                "Adam, 200 tensors": {"loop": 2.4, "foreach": 3.2, "fused": 0.9}},
                               floors={"Adam, 1 tensor": 0.6, "Adam, 200 tensors": 0.6}))
+
+
+def test_plot_sweep_boxes_the_best_cell_and_labels_every_cell():
+    grid = np.array([[0.3, 0.2], [0.5, 0.4], [0.25, 0.9]])
+    ax = plots.plot_sweep(grid, [0.1, 1.0], [1, 2, 3], xlabel="x", ylabel="y")
+    (box,) = ax.patches
+    assert box.get_xy() == (0.5, -0.5)                       # column 1, row 0: the 0.2
+    assert sorted(t.get_text() for t in ax.texts) == sorted(
+        f"{v:.2f}" for v in grid.ravel())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "1"]
+    ax = plots.plot_sweep(grid, [0.1, 1.0], [1, 2, 3], xlabel="x", ylabel="y", best="max")
+    assert ax.patches[0].get_xy() == (0.5, 1.5)              # the 0.9
+    with pytest.raises(ValueError, match="shape"):
+        plots.plot_sweep(grid.T, [0.1, 1.0], [1, 2, 3], xlabel="x", ylabel="y")

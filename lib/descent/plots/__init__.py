@@ -6,7 +6,13 @@ Each function draws on the ``ax`` it is given (or a new one) and returns it; non
 where they cover no data. A chapter calls :func:`book_style` once, in its first cell.
 """
 
-from descent.plots.analysis import mark_points, plot_lr_sweep, plot_rate_vs_lr, plot_series
+from descent.plots.analysis import (
+    mark_points,
+    plot_lr_sweep,
+    plot_rate_vs_lr,
+    plot_series,
+    plot_sweep,
+)
 from descent.plots.bench import plot_step_times
 from descent.plots.curves import plot_history, plot_loss_curves, plot_lr_finder
 from descent.plots.landscape import plot_contour, plot_trajectories
@@ -21,7 +27,7 @@ from descent.plots.style import (
     subplots,
 )
 
-__all__ = ["plot_series", "plot_lr_sweep", "plot_rate_vs_lr", "mark_points",
+__all__ = ["plot_series", "plot_lr_sweep", "plot_rate_vs_lr", "mark_points", "plot_sweep",
            "plot_contour", "plot_trajectories", "plot_rate_phase_diagram", "plot_schedules",
            "plot_loss_curves", "plot_history", "plot_lr_finder", "plot_step_times",
            "book_style", "subplots", "place_legend", "share_legend", "legend_overlaps",

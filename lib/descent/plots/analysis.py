@@ -11,6 +11,8 @@ exactly the numbers the chapter prints and asserts.
 - :func:`plot_rate_vs_lr` — the predicted contraction factor as a function of η, the
   measured factors on top, and named learning rates marked.
 - :func:`mark_points` — labelled markers (minima, saddles, maxima, …) on an existing plot.
+- :func:`plot_sweep` — a metric over a grid of two hyperparameters (a learning rate and a
+  weight decay, say), each cell coloured and labelled with its value, the best one boxed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.patches import Rectangle
 
 from descent.plots.style import new_axes, place_legend
 
@@ -155,4 +159,48 @@ def mark_points(points: Mapping[str, object], *, ax: Axes | None = None,
         style.update(_POINT_STYLES.get(label) or next(spare))
         ax.scatter(pts[:, 0], pts[:, 1], label=f"{label} ({len(pts)})", **style)
     place_legend(ax)
+    return ax
+
+
+def plot_sweep(values, xs: Sequence[float], ys: Sequence[float], *, xlabel: str, ylabel: str,
+               title: str | None = None, vmin: float | None = None,
+               vmax: float | None = None, fmt: str = "{:.2f}", best: str = "min",
+               colorbar: str | None = None, ax: Axes | None = None) -> Axes:
+    """A grid sweep: ``values[i, j]`` measured at ``ys[i]`` (rows) and ``xs[j]`` (columns).
+
+    Each cell is coloured on a log scale from ``vmin`` to ``vmax`` (defaults: the data's
+    range) and labelled with its value; the best cell (``best="min"`` or ``"max"``) is boxed.
+    The axes are labelled with the grid values themselves, so the cells are evenly spaced
+    whatever the spacing of the grid. Returns the Axes.
+    """
+    if best not in ("min", "max"):
+        raise ValueError(f"best must be 'min' or 'max', got {best!r}")
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(ys), len(xs)):
+        raise ValueError(f"values must have shape (len(ys), len(xs)) = "
+                         f"{(len(ys), len(xs))}, got {values.shape}")
+    ax = new_axes(ax)
+    finite = values[np.isfinite(values)]
+    norm = LogNorm(vmin=vmin if vmin is not None else finite.min(),
+                   vmax=vmax if vmax is not None else finite.max(), clip=True)
+    mesh = ax.imshow(values, norm=norm, cmap="viridis_r" if best == "min" else "viridis",
+                     origin="lower", aspect="auto")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            shade = norm(values[i, j]) if np.isfinite(values[i, j]) else 0.5
+            light = shade > 0.5 if best == "min" else shade < 0.5
+            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=9,
+                    color="white" if light else "black")
+    pick = np.nanargmin(values) if best == "min" else np.nanargmax(values)
+    i, j = np.unravel_index(pick, values.shape)
+    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="tab:red",
+                           linewidth=2.5, label="best"))
+    ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
+    ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(mesh, ax=ax, label=colorbar)
     return ax

@@ -28,7 +28,7 @@ def plot_step_times(times: Mapping[str, Mapping[str, float]], *,
     Bars read top to bottom in the order given. Returns the Axes.
     """
     if ax is None:
-        height = 1.0 + 0.22 * sum(len(v) + 1 for v in times.values())
+        height = 1.0 + 0.15 * sum(len(v) + 1 for v in times.values())
         _, ax = plt.subplots(figsize=(CONTENT_WIDTH_IN, height), layout="constrained")
     paths = list(dict.fromkeys(path for row in times.values() for path in row))
     colors = {path: plt.get_cmap("tab10")(i % 10) for i, path in enumerate(paths)}

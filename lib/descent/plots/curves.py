@@ -44,14 +44,16 @@ def _runs(value: Any, key: str) -> list[np.ndarray]:
 
 def plot_loss_curves(curves: Mapping[str, Any], *, ax=None, key: str = "loss",
                      band: str | None = "minmax", log: bool = True, smooth: int = 1,
-                     xlabel: str = "step", ylabel: str | None = None):
+                     xlabel: str = "step", ylabel: str | None = None, legend: bool = True):
     """Plot ``{label: run or [runs over seeds]}`` as mean lines with a band across seeds.
 
     A run is a :class:`~descent.train.History`, its ``to_dict()``, or a list of numbers;
     ``key`` picks the series (``"loss"``, ``"grad_norm"``, …). Runs of different lengths
     (e.g. one stopped at a NaN) are cut to the shortest. ``band`` is ``"minmax"``, ``"std"``
     (mean ± 1 std) or None; ``smooth > 1`` applies a trailing moving average of that width
-    to each run before averaging; ``log`` puts the y axis on a log scale. Returns the Axes.
+    to each run before averaging; ``log`` puts the y axis on a log scale; ``legend=False``
+    leaves the legend out (for panels that share one, :func:`descent.plots.share_legend`).
+    Returns the Axes.
     """
     if band not in ("minmax", "std", None):
         raise ValueError(f"band must be 'minmax', 'std' or None, got {band!r}")
@@ -78,7 +80,8 @@ def plot_loss_curves(curves: Mapping[str, Any], *, ax=None, key: str = "loss",
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or key.replace("_", " "))
-    place_legend(ax)
+    if legend:
+        place_legend(ax)
     return ax
 
 

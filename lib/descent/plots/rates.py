@@ -27,7 +27,7 @@ def plot_rate_phase_diagram(lrs, momenta, rates, *, marks: dict | None = None, a
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
     mesh = ax.pcolormesh(lrs, momenta, shown, cmap=cmap, vmin=float(np.nanmin(rates)),
                          vmax=1.0, shading="auto", rasterized=True)
-    ax.figure.colorbar(mesh, ax=ax, label=r"rate $\rho$ (grey: $\rho \geq 1$, diverges)")
+    ax.figure.colorbar(mesh, ax=ax, label=r"rate $\rho$ (grey: diverges)")
     ax.contour(lrs, momenta, rates, levels=[1.0], colors="k", linewidths=1)
     inside = [v for v in levels if np.nanmin(rates) < v < 1]
     if inside:

@@ -23,6 +23,7 @@ Every function of :mod:`descent.plots` draws through these.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 import matplotlib as mpl
@@ -127,36 +128,62 @@ def new_axes(ax: Axes | None, height: float | None = None) -> Axes:
 
 # ---------------------------------------------------------------------------- legends
 
-def place_legend(ax: Axes, *, candidates: Sequence[str] = _INSIDE, **kwargs) -> Legend | None:
+def place_legend(ax: Axes, *, candidates: Sequence[str] = _INSIDE, outside: str = "below",
+                 **kwargs) -> Legend | None:
     """A legend for ``ax`` that covers none of its data; returns it (None if nothing to show).
 
     The legend goes to the first of ``candidates`` (corners and sides of the axes) where it
-    covers no line, marker, band, bar or image; if there is none, below the axes, under the
-    tick labels, in as many columns as fit. Call it after the last artist is drawn.
+    covers no line, marker, band, bar or image; if there is none, ``outside`` the axes:
+    ``"below"`` them, under the tick labels, in as many columns as fit, or to their
+    ``"right"``, in one column. ``candidates=()`` goes outside at once. Call it after the last
+    artist is drawn.
     """
+    if outside not in ("below", "right"):
+        raise ValueError(f"outside must be 'below' or 'right', got {outside!r}")
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return None
     fig = ax.figure
     legend = ax.legend(handles, labels, loc=candidates[0] if candidates else "upper right",
                        **kwargs)
-    fig.draw_without_rendering()                        # the layout: where the axes end up
-    renderer = fig.canvas.get_renderer()
+    renderer = _laid_out(fig)
     for loc in candidates:
         legend.set_loc(loc)
         if not _covered(legend.get_window_extent(renderer), [ax], renderer):
             return legend
+    # The trial legend was inside the axes, so the layout holds without it.
+    legend.set_visible(False)
+    tight = ax.get_tightbbox(renderer)
     legend.remove()
-    return _legend_below(ax, handles, labels, renderer, **kwargs)
+    return _legend_outside(ax, handles, labels, renderer, tight, outside, **kwargs)
 
 
-def _legend_below(ax: Axes, handles, labels, renderer, **kwargs) -> Legend:
-    """The legend under the axes' tick labels and x label, in as many columns as fit."""
+def _laid_out(fig: Figure):
+    """Lay the figure out (positions final, nothing rasterized) and return its renderer.
+
+    A trial layout may not fit (a legend being placed is briefly too large); constrained
+    layout then warns and keeps the previous positions. The warning is about the trial, not
+    the figure: the figure as shown is checked when it is drawn for real.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="constrained_layout not applied")
+        fig.draw_without_rendering()
+    return fig.canvas.get_renderer()
+
+
+def _legend_outside(ax: Axes, handles, labels, renderer, tight: Bbox, where: str,
+                    **kwargs) -> Legend:
+    """The legend beside the axes' labels (``tight``, their extent in pixels): below, in as
+    many columns as fit, or right, in one."""
     fig = ax.figure
-    below = ax.bbox.y0 - ax.get_tightbbox(renderer).y0          # labels under the axes, px
-    gap = below * 72 / fig.dpi + 4                              # points
-    anchor = offset_copy(ax.transAxes, fig=fig, y=-gap, units="points")
     kwargs.pop("ncols", None)
+    if where == "right":
+        gap = (tight.x1 - ax.bbox.x1) * 72 / fig.dpi + 4      # tick labels to the right, pt
+        anchor = offset_copy(ax.transAxes, fig=fig, x=gap, units="points")
+        return ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                         bbox_transform=anchor, ncols=1, borderaxespad=0, **kwargs)
+    gap = (ax.bbox.y0 - tight.y0) * 72 / fig.dpi + 4            # labels under the axes, pt
+    anchor = offset_copy(ax.transAxes, fig=fig, y=-gap, units="points")
     width = fig.bbox.width
     for ncols in range(len(labels), 0, -1):
         legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
@@ -182,9 +209,14 @@ def share_legend(fig: Figure, axes: Iterable[Axes] | None = None, **kwargs) -> L
             entries.setdefault(label, handle)
     if not entries:
         return None
-    ncols = kwargs.pop("ncols", min(len(entries), 4))
-    return fig.legend(list(entries.values()), list(entries), loc="outside lower center",
-                      ncols=ncols, **kwargs)
+    renderer = _laid_out(fig)
+    for ncols in range(kwargs.pop("ncols", len(entries)), 0, -1):   # as many as fit
+        legend = fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+                            ncols=ncols, **kwargs)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            return legend
+        legend.remove()
+    raise AssertionError("unreachable: one column always fits")  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------- checks
@@ -252,8 +284,7 @@ def _name(artist) -> str:
 
 def legend_overlaps(fig: Figure) -> list[str]:
     """Each legend of ``fig`` that covers data, with the artists it covers (drawn first)."""
-    fig.draw_without_rendering()
-    renderer = fig.canvas.get_renderer()
+    renderer = _laid_out(fig)
     found = []
     for ax in fig.axes:
         legend = ax.get_legend()
@@ -277,7 +308,7 @@ def check_figure(fig: Figure) -> list[str]:
     """What keeps ``fig`` from being read as the book shows it (an empty list: nothing).
 
     - wider than :data:`CONTENT_WIDTH_IN` (the page would scale it, and its text, down);
-    - visible text smaller than :data:`MIN_FONT_PT`;
+    - visible text smaller than :data:`MIN_FONT_PT`, or cut off by the figure's edge;
     - a legend that covers data (:func:`legend_overlaps`).
     """
     problems = []
@@ -287,22 +318,37 @@ def check_figure(fig: Figure) -> list[str]:
                         f"({CONTENT_WIDTH_PX} px), so it would be shown at "
                         f"{CONTENT_WIDTH_IN / width:.0%}")
     problems += legend_overlaps(fig)                        # draws: tick labels exist now
-    small = sorted({(round(t.get_fontsize(), 1), t.get_text()[:30]) for t in fig.findobj(Text)
-                    if t.get_visible() and t.get_text().strip() and _in_figure(t, fig)
-                    and t.get_fontsize() < MIN_FONT_PT})
+    texts = _drawn_texts(fig)
+    small = sorted({(round(t.get_fontsize(), 1), t.get_text()[:30]) for t in texts
+                    if t.get_fontsize() < MIN_FONT_PT})
     if small:
         problems.append(f"text smaller than {MIN_FONT_PT} pt: "
                         + ", ".join(f"{text!r} at {size} pt" for size, text in small[:5]))
+    renderer = fig.canvas.get_renderer()
+    edge = fig.bbox.padded(1)
+    cut = [t.get_text()[:30] for t in texts
+           if not _inside(t.get_window_extent(renderer), edge)]
+    if cut:
+        problems.append(f"text cut off by the edge of the figure: {cut[:5]}")
     return problems
 
 
-def _in_figure(text: Text, fig: Figure) -> bool:
-    """Whether ``text`` is drawn: tick labels beyond the axis limits exist but are not."""
-    axis = getattr(text, "axes", None)
-    if axis is None:
-        return True
-    try:
-        extent = text.get_window_extent(fig.canvas.get_renderer())
-    except RuntimeError:                                    # pragma: no cover - not drawn
-        return True
-    return extent.width > 0 and fig.bbox.overlaps(extent)
+def _inside(box: Bbox, outer: Bbox) -> bool:
+    return (box.x0 >= outer.x0 and box.y0 >= outer.y0 and box.x1 <= outer.x1
+            and box.y1 <= outer.y1)
+
+
+def _drawn_texts(fig: Figure) -> list[Text]:
+    """The figure's visible, non-empty texts that are drawn: tick labels only for ticks
+    inside the axis limits (matplotlib keeps, but does not draw, the others)."""
+    ticks = set()
+    for ax in fig.axes:
+        for axis, index in ((ax.xaxis, 0), (ax.yaxis, 1)):
+            low, high = sorted(axis.get_view_interval())
+            for tick in (*axis.get_major_ticks(), *axis.get_minor_ticks()):
+                for label in (tick.label1, tick.label2):
+                    ticks.add(id(label))
+                    if low <= label.get_position()[index] <= high:
+                        ticks.discard(id(label))      # drawn: keep it
+    return [t for t in fig.findobj(Text) if id(t) not in ticks and t.get_visible()
+            and t.get_text().strip()]
