@@ -242,6 +242,20 @@ def test_math_is_served_locally_and_scripts_are_not_repeated(built_book):
         assert "THEBE_JS_URL" not in text, f"{page.name}: thebe loader left in (thebe is off)"
 
 
+def test_no_warning_or_error_in_any_output(built_book):
+    """A chapter's outputs show no warning and no traceback: a reader should never see one,
+    and it is also how the house-style check of each figure (descent.plots.book_style)
+    reports a legend over data, text too small or a figure too wide, without a browser."""
+    found = []
+    for page in html_pages(built_book.html):
+        text = page.read_text()
+        for match in re.finditer(r'<div class="output (stderr|traceback|error)\b.*?</pre>',
+                                 text, flags=re.S):
+            snippet = re.sub(r"<[^>]+>", "", match.group(0))[:300]
+            found.append(f"{page.name}: {match.group(1)}: {' '.join(snippet.split())}")
+    assert not found, "\n".join(found)
+
+
 def test_download_and_launch_buttons(built_book):
     for f in toc_files():
         text = (built_book.html / f"{f}.html").read_text()
