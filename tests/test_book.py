@@ -86,6 +86,111 @@ def test_notebooks_in_git_store_no_outputs():
                        f"(clear them before committing): {dirty}")
 
 
+# ---------------------------------------------------------------- lint: what the page will show
+
+CODE_COLUMNS = 76          # a code cell shows about 77 monospace characters at 1280 px
+FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
+
+
+def _cells(path: Path) -> list[tuple[str, str]]:
+    """``(cell_type, source)`` of a notebook, or one markdown "cell" for a .md page."""
+    if path.suffix == ".md":
+        return [("markdown", path.read_text())]
+    return [(c["cell_type"], "".join(c["source"]))
+            for c in json.loads(path.read_text())["cells"]]
+
+
+def _fenced_code(markdown: str) -> list[str]:
+    """The lines of fenced code blocks in Markdown (directives such as ```{math} excluded)."""
+    lines, fence, code = [], None, False
+    for line in markdown.splitlines():
+        match = FENCE.match(line)
+        if fence is None and match:
+            fence, code = match.group(2), not match.group(3).strip().startswith("{")
+            continue
+        if fence is not None and match and match.group(2).startswith(fence[0] * len(fence)) \
+                and not match.group(3).strip():
+            fence = None
+            continue
+        if fence is not None and code:
+            lines.append(line)
+    return lines
+
+
+def test_code_fits_a_code_cell():
+    """Code cells and fenced code in the book are at most 76 columns: wider is cut off."""
+    wide = []
+    for path in book_sources():
+        for i, (kind, source) in enumerate(_cells(path)):
+            lines = source.splitlines() if kind == "code" else _fenced_code(source)
+            wide += [f"{path.name} cell {i}: {len(line)} columns: {line.strip()[:50]}"
+                     for line in lines if len(line) > CODE_COLUMNS]
+    assert not wide, (f"{len(wide)} code lines wider than {CODE_COLUMNS} columns (a code "
+                      "cell shows about 77 at 1280 px; wrap them):\n" + "\n".join(wide[:30]))
+
+
+def _display_math(markdown: str) -> list[tuple[int, str]]:
+    """``(line number, body)`` of each ``$$ … $$`` block."""
+    blocks, start, body = [], None, []
+    for n, line in enumerate(markdown.splitlines(), 1):
+        if line.strip() == "$$":
+            if start is None:
+                start, body = n, []
+            else:
+                blocks.append((start, "\n".join(body)))
+                start = None
+        elif start is not None:
+            body.append(line)
+    return blocks
+
+
+def test_math_that_myst_and_mathjax_render():
+    """Two known ways to break a page that the build does not report (FACTS.md).
+
+    - ``$$`` indented under a list item: MyST does not parse it, and the page shows stray
+      ``$`` signs with the prose in between typeset as math;
+    - ``\\tag`` in a ``$$`` block with line breaks: Sphinx wraps it in ``split``, where
+      MathJax refuses ``\\tag``. Use ``\\begin{equation*} … \\tag{…} \\end{equation*}``.
+    """
+    broken = [f"{path.name} cell {i}, {problem}" for path in book_sources()
+              for i, (kind, source) in enumerate(_cells(path)) if kind == "markdown"
+              for problem in math_problems(source)]
+    assert not broken, "\n".join(broken)
+
+
+def math_problems(markdown: str) -> list[str]:
+    """See :func:`test_math_that_myst_and_mathjax_render`."""
+    return ([f"line {n}: display math indented in a list item"
+             for n, line in enumerate(markdown.splitlines(), 1)
+             if re.match(r"^\s+\$\$", line)]
+            + [f"line {n}: \\tag in a $$ block with line breaks (not allowed in split)"
+               for n, body in _display_math(markdown) if "\\tag" in body
+               and "\\\\" in body])
+
+
+@pytest.mark.parametrize("markdown,bad", [
+    ("1. Insert it:\n   $$\n   a \\le b\n   $$\n2. Next.", True),     # the ch02 bug
+    ("$$\n\\begin{aligned} a &= b\\\\ c &= d \\end{aligned} \\tag{Adam}\n$$", True),
+    ("$$\na = b \\tag{SGD}\n$$", False),                               # one line: fine
+    ("\\begin{equation*}\na = b\\\\\nc = d \\tag{Adam}\n\\end{equation*}", False),
+    ("1. Insert it:\n\n$$\na \\le b\n$$", False),
+])
+def test_math_problems_are_recognised(markdown, bad):
+    assert bool(math_problems(markdown)) == bad
+
+
+def test_chapters_draw_through_descent_plots():
+    """Each chapter applies the house style and draws with descent.plots, not matplotlib."""
+    problems = []
+    for path in sorted(BOOK.glob("*.ipynb")):
+        code = "\n".join(src for kind, src in _cells(path) if kind == "code")
+        if re.search(r"^\s*(import matplotlib|from matplotlib)", code, re.M):
+            problems.append(f"{path.name} imports matplotlib itself")
+        if "book_style()" not in code:
+            problems.append(f"{path.name} does not call descent.plots.book_style()")
+    assert not problems, problems
+
+
 # ---------------------------------------------------------------- the strict build
 
 def test_strict_build_succeeds_and_is_timed(built_book, record_property):
@@ -143,6 +248,20 @@ def test_math_is_served_locally_and_scripts_are_not_repeated(built_book):
         repeated = {s[:60] for s in inline if inline.count(s) > 1}
         assert not repeated, f"{page.name}: inline scripts written twice: {repeated}"
         assert "THEBE_JS_URL" not in text, f"{page.name}: thebe loader left in (thebe is off)"
+
+
+def test_no_warning_or_error_in_any_output(built_book):
+    """A chapter's outputs show no warning and no traceback: a reader should never see one,
+    and it is also how the house-style check of each figure (descent.plots.book_style)
+    reports a legend over data, text too small or a figure too wide, without a browser."""
+    found = []
+    for page in html_pages(built_book.html):
+        text = page.read_text()
+        for match in re.finditer(r'<div class="output (stderr|traceback|error)\b.*?</pre>',
+                                 text, flags=re.S):
+            snippet = re.sub(r"<[^>]+>", "", match.group(0))[:300]
+            found.append(f"{page.name}: {match.group(1)}: {' '.join(snippet.split())}")
+    assert not found, "\n".join(found)
 
 
 def test_download_buttons(built_book):

@@ -109,6 +109,16 @@ def test_linear_warmup_equals_linearlr(start_factor, W):
     assert_same(S.LinearWarmup(LR, W, start_factor), want, LR)
 
 
+@pytest.mark.parametrize("W", [1, 4, 30])
+def test_linear_warmup_starts_above_zero_in_equal_steps_by_default(W):
+    sched = S.LinearWarmup(LR, W)
+    assert sched.start_factor == 1 / (W + 1) and sched(0) > 0      # the first step moves
+    np.testing.assert_allclose([sched(t) for t in range(W + 1)],
+                               [LR * (t + 1) / (W + 1) for t in range(W + 1)], rtol=1e-15)
+    want = torch_lrs(lambda o: tls.LinearLR(o, 1 / (W + 1), 1.0, W), LR, 3 * W + 2)
+    assert_same(sched, want, LR)                                   # still torch's LinearLR
+
+
 @pytest.mark.parametrize("W,T,eta_min,s", [(5, 30, 0.0, 0.2), (10, 11, 0.01, 0.5),
                                            (3, 50, 0.05, 1 / 3)])
 def test_warmup_cosine_equals_sequentiallr(W, T, eta_min, s):
@@ -241,6 +251,8 @@ def test_schedule_lr_state_dict_loads_with_weights_only(tmp_path):
      "gamma (γ) must be a finite number"),
     (lambda: S.MultiStep(0.1, (3, -1)), ValueError, "milestones[i] must be an integer >= 0"),
     (lambda: S.LinearWarmup(0.1, 5, start_factor=1.5), ValueError, "start_factor (s) must be"),
+    (lambda: S.LinearWarmup(0.1, 5, start_factor=0.0), ValueError,
+     "start_factor (s) must be in (0, 1], got 0.0"),
     (lambda: S.WarmupCosine(0.1, 10, 10), ValueError, "total_steps must be an integer >= 11"),
     (lambda: S.WSD(0.1, 1, 1, 1, decay="exp"), ValueError, "decay must be 'linear'"),
     (lambda: S.OneCycle(0.1, 10, pct_start=0.05), ValueError, "phase of no length"),
@@ -289,7 +301,7 @@ def test_cosine_reaches_eta_min_at_T_max(lr, T_max, frac):
 
 
 @fast
-@given(lr=lrs, W=st.integers(1, 300), s=st.floats(0.0, 1.0))
+@given(lr=lrs, W=st.integers(1, 300), s=st.floats(1e-6, 1.0))
 def test_warmup_is_monotone_and_exact_at_the_boundary(lr, W, s):
     sched = S.LinearWarmup(lr, W, s)
     values = [sched(t) for t in range(W + 3)]

@@ -15,7 +15,7 @@ schedule           torch counterpart (equal step for step, tested)
 ``Polynomial``     ``PolynomialLR``
 ``Cosine``         ``CosineAnnealingLR``
 ``WarmRestarts``   ``CosineAnnealingWarmRestarts`` (SGDR)
-``LinearWarmup``   ``LinearLR(start_factor, 1.0, warmup_steps)``
+``LinearWarmup``   ``LinearLR(start_factor, 1.0, warmup_steps)``; by default s = 1/(W + 1)
 ``WarmupCosine``   ``SequentialLR([LinearLR, CosineAnnealingLR])``, up to ``total_steps``
 ``InverseSqrt``    — (Vaswani et al. 2017, eq. 3; tested against the paper's formula)
 ``OneCycle``       ``OneCycleLR`` (lr only; both anneal strategies, ``three_phase``)
@@ -288,19 +288,24 @@ class LinearWarmup(Schedule):
         \\eta_t = \\begin{cases} \\eta\\,\\bigl(s + (1-s)\\,t/W\\bigr) & t < W\\\\
                                  \\eta & t \\ge W \\end{cases}
 
-    :math:`\\eta_W = \\eta` exactly. With :math:`s = 0` the first step has lr 0 (torch's
-    ``LinearLR`` requires :math:`s > 0`; a common alternative starts at :math:`\\eta/W`).
-    Symbols ↔ arguments: :math:`W` ``warmup_steps``, :math:`s` ``start_factor``.
+    :math:`\\eta_W = \\eta` exactly. The start factor must be above 0, as torch's
+    ``LinearLR`` requires: a first step at lr 0 would change nothing. By default
+    :math:`s = 1/(W+1)`, so that the warmup climbs in equal steps,
+    :math:`\\eta_t = \\eta\\,(t+1)/(W+1)` for :math:`t \\le W`: the first step already moves, and
+    no rate is wasted. Symbols ↔ arguments: :math:`W` ``warmup_steps``, :math:`s`
+    ``start_factor``.
     """
 
     lr: float
     warmup_steps: int
-    start_factor: float = 0.0
+    start_factor: float | None = None        # None: 1/(W + 1)
 
     def __post_init__(self):
         _checked(self, check_positive, "lr", "η")
         check_int(self.warmup_steps, "warmup_steps", low=1)
-        _checked(self, check_range, "start_factor", "s", low=0.0, high=1.0)
+        if self.start_factor is None:
+            object.__setattr__(self, "start_factor", 1 / (self.warmup_steps + 1))
+        _checked(self, check_range, "start_factor", "s", low=0.0, low_open=True, high=1.0)
 
     def __call__(self, step: int) -> float:
         return _linear_warmup(self.lr, self.start_factor, self.warmup_steps, _check_step(step))

@@ -11,6 +11,8 @@ exactly the numbers the chapter prints and asserts.
 - :func:`plot_rate_vs_lr` — the predicted contraction factor as a function of η, the
   measured factors on top, and named learning rates marked.
 - :func:`mark_points` — labelled markers (minima, saddles, maxima, …) on an existing plot.
+- :func:`plot_sweep` — a metric over a grid of two hyperparameters (a learning rate and a
+  weight decay, say), each cell coloured and labelled with its value, the best one boxed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.patches import Rectangle
+
+from descent.plots.style import new_axes, place_legend
 
 # One marker style per kind of point; other labels cycle through the spare styles.
 _POINT_STYLES = {
@@ -31,12 +37,6 @@ _POINT_STYLES = {
     "degenerate": dict(marker="s", color="tab:gray"),
 }
 _SPARE_STYLES = [dict(marker=m) for m in ("D", "v", "P", "h", "<", ">")]
-
-
-def _axes(ax: Axes | None, figsize=(6.0, 4.0)) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax
 
 
 def _xy(values, x=None) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +71,7 @@ def plot_series(series: Mapping[str, object], *, references: Mapping[str, object
     left out of the line (a diverging run stops at the top of the plot instead of stretching
     the axis to 1e300).
     """
-    ax = _axes(ax)
+    ax = new_axes(ax)
     for label, values in series.items():
         xs, ys = _xy(values, x)
         ax.plot(xs, _masked(ys, ymax, logy), label=label, marker="o" if markers else None,
@@ -89,9 +89,8 @@ def plot_series(series: Mapping[str, object], *, references: Mapping[str, object
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    if series or references:
-        ax.legend(fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
+    place_legend(ax)
     return ax
 
 
@@ -104,7 +103,7 @@ def plot_lr_sweep(losses: Mapping[float, Sequence[float]], *, threshold: float,
     Each curve is labelled with its learning rate as a multiple of the threshold, e.g.
     ``η = 0.95 × 2/L``, so the figure reads the same for any problem.
     """
-    ax = _axes(ax)
+    ax = new_axes(ax)
     below = sorted(lr for lr in losses if lr < threshold)
     above = sorted(lr for lr in losses if lr >= threshold)
     blues = plt.get_cmap("Blues")(np.linspace(0.45, 0.95, max(len(below), 1)))
@@ -117,8 +116,8 @@ def plot_lr_sweep(losses: Mapping[float, Sequence[float]], *, threshold: float,
     ax.set_yscale("log")
     ax.set_xlabel("step $t$")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small", ncol=2)
     ax.grid(True, alpha=0.3)
+    place_legend(ax, ncols=2)
     return ax
 
 
@@ -127,7 +126,7 @@ def plot_rate_vs_lr(lrs: Sequence[float], predicted: Sequence[float], *,
                     marks: Mapping[str, float] | None = None, ax: Axes | None = None) -> Axes:
     """The predicted contraction factor ρ(η) as a line, ``measured = (lrs, rates)`` as dots,
     a dotted line at ρ = 1 (the edge of divergence) and a vertical line per named η."""
-    ax = _axes(ax)
+    ax = new_axes(ax)
     ax.plot(lrs, predicted, color="tab:blue", label=r"predicted $\max_i |1 - \eta\lambda_i|$")
     if measured is not None:
         ax.plot(*measured, "o", color="tab:orange", markersize=4, label="measured")
@@ -137,8 +136,8 @@ def plot_rate_vs_lr(lrs: Sequence[float], predicted: Sequence[float], *,
         ax.axvline(lr, color=color, linestyle="--", linewidth=1, label=label)
     ax.set_xlabel(r"learning rate $\eta$")
     ax.set_ylabel(r"contraction factor $\rho$")
-    ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
+    place_legend(ax)
     return ax
 
 
@@ -150,7 +149,7 @@ def mark_points(points: Mapping[str, object], *, ax: Axes | None = None,
     ``"maximum"`` and ``"degenerate"`` have fixed styles; others take spare markers. Labels
     with no points are skipped.
     """
-    ax = _axes(ax)
+    ax = new_axes(ax)
     spare = iter(_SPARE_STYLES * 4)
     for label, pts in points.items():
         pts = np.asarray(pts, dtype=float).reshape(-1, 2)
@@ -159,5 +158,49 @@ def mark_points(points: Mapping[str, object], *, ax: Axes | None = None,
         style = dict(s=size, edgecolors="black", linewidths=0.8, zorder=5)
         style.update(_POINT_STYLES.get(label) or next(spare))
         ax.scatter(pts[:, 0], pts[:, 1], label=f"{label} ({len(pts)})", **style)
-    ax.legend(fontsize="small")
+    place_legend(ax)
+    return ax
+
+
+def plot_sweep(values, xs: Sequence[float], ys: Sequence[float], *, xlabel: str, ylabel: str,
+               title: str | None = None, vmin: float | None = None,
+               vmax: float | None = None, fmt: str = "{:.2f}", best: str = "min",
+               colorbar: str | None = None, ax: Axes | None = None) -> Axes:
+    """A grid sweep: ``values[i, j]`` measured at ``ys[i]`` (rows) and ``xs[j]`` (columns).
+
+    Each cell is coloured on a log scale from ``vmin`` to ``vmax`` (defaults: the data's
+    range) and labelled with its value; the best cell (``best="min"`` or ``"max"``) is boxed.
+    The axes are labelled with the grid values themselves, so the cells are evenly spaced
+    whatever the spacing of the grid. Returns the Axes.
+    """
+    if best not in ("min", "max"):
+        raise ValueError(f"best must be 'min' or 'max', got {best!r}")
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(ys), len(xs)):
+        raise ValueError(f"values must have shape (len(ys), len(xs)) = "
+                         f"{(len(ys), len(xs))}, got {values.shape}")
+    ax = new_axes(ax)
+    finite = values[np.isfinite(values)]
+    norm = LogNorm(vmin=vmin if vmin is not None else finite.min(),
+                   vmax=vmax if vmax is not None else finite.max(), clip=True)
+    mesh = ax.imshow(values, norm=norm, cmap="viridis_r" if best == "min" else "viridis",
+                     origin="lower", aspect="auto")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            shade = norm(values[i, j]) if np.isfinite(values[i, j]) else 0.5
+            light = shade > 0.5 if best == "min" else shade < 0.5
+            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=9,
+                    color="white" if light else "black")
+    pick = np.nanargmin(values) if best == "min" else np.nanargmax(values)
+    i, j = np.unravel_index(pick, values.shape)
+    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="tab:red",
+                           linewidth=2.5, label="best"))
+    ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
+    ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(mesh, ax=ax, label=colorbar)
     return ax

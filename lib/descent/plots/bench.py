@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
+from descent.plots.style import CONTENT_WIDTH_IN, place_legend
+
 __all__ = ["plot_step_times"]
 
 
@@ -26,8 +28,8 @@ def plot_step_times(times: Mapping[str, Mapping[str, float]], *,
     Bars read top to bottom in the order given. Returns the Axes.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 1.0 + 0.22 * sum(len(v) + 1 for v in times.values())),
-                             layout="constrained")
+        height = 1.0 + 0.15 * sum(len(v) + 1 for v in times.values())
+        _, ax = plt.subplots(figsize=(CONTENT_WIDTH_IN, height), layout="constrained")
     paths = list(dict.fromkeys(path for row in times.values() for path in row))
     colors = {path: plt.get_cmap("tab10")(i % 10) for i, path in enumerate(paths)}
     y, ticks, labels, seen = 0.0, [], [], set()
@@ -51,6 +53,6 @@ def plot_step_times(times: Mapping[str, Mapping[str, float]], *,
     ax.set_xlabel(xlabel)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small", loc="best")
     ax.grid(True, axis="x", alpha=0.3)
+    place_legend(ax)
     return ax

@@ -19,6 +19,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from descent.plots.style import CONTENT_WIDTH_IN, new_axes, place_legend
+
 __all__ = ["plot_loss_curves", "plot_history", "plot_lr_finder"]
 
 
@@ -42,19 +44,20 @@ def _runs(value: Any, key: str) -> list[np.ndarray]:
 
 def plot_loss_curves(curves: Mapping[str, Any], *, ax=None, key: str = "loss",
                      band: str | None = "minmax", log: bool = True, smooth: int = 1,
-                     xlabel: str = "step", ylabel: str | None = None):
+                     xlabel: str = "step", ylabel: str | None = None, legend: bool = True):
     """Plot ``{label: run or [runs over seeds]}`` as mean lines with a band across seeds.
 
     A run is a :class:`~descent.train.History`, its ``to_dict()``, or a list of numbers;
     ``key`` picks the series (``"loss"``, ``"grad_norm"``, …). Runs of different lengths
     (e.g. one stopped at a NaN) are cut to the shortest. ``band`` is ``"minmax"``, ``"std"``
     (mean ± 1 std) or None; ``smooth > 1`` applies a trailing moving average of that width
-    to each run before averaging; ``log`` puts the y axis on a log scale. Returns the Axes.
+    to each run before averaging; ``log`` puts the y axis on a log scale; ``legend=False``
+    leaves the legend out (for panels that share one, :func:`descent.plots.share_legend`).
+    Returns the Axes.
     """
     if band not in ("minmax", "std", None):
         raise ValueError(f"band must be 'minmax', 'std' or None, got {band!r}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
+    ax = new_axes(ax)
     for label, value in curves.items():
         runs = _runs(value, key)
         n = min(len(r) for r in runs)
@@ -77,8 +80,8 @@ def plot_loss_curves(curves: Mapping[str, Any], *, ax=None, key: str = "loss",
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or key.replace("_", " "))
-    if curves:
-        ax.legend()
+    if legend:
+        place_legend(ax)
     return ax
 
 
@@ -89,7 +92,7 @@ def plot_history(history, *, fig=None, title: str | None = None):
     Figure; its Axes are ``fig.axes`` in that order.
     """
     if fig is None:
-        fig = plt.figure(figsize=(10, 6))
+        fig = plt.figure(figsize=(CONTENT_WIDTH_IN, 5.0), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True).ravel()
     steps = _series(history, "step")
     panels = [("loss", "loss", True), ("grad_norm", "gradient norm ‖g‖ (before clipping)", True),
@@ -104,7 +107,6 @@ def plot_history(history, *, fig=None, title: str | None = None):
         ax.set_xlabel("step")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -120,8 +122,7 @@ def plot_lr_finder(result, *, ax=None, raw: bool = True):
     suggestion gets a marker on the smoothed curve and a dotted vertical line. Returns the
     Axes.
     """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
+    ax = new_axes(ax)
     lrs, smoothed = _series(result, "lrs"), _series(result, "smoothed")
     if raw:
         ax.plot(lrs, _series(result, "losses"), color="0.7", linewidth=0.8, label="loss")
@@ -144,5 +145,5 @@ def plot_lr_finder(result, *, ax=None, raw: bool = True):
         if high > low:
             pad = 0.05 * (high - low)
             ax.set_ylim(low - pad, high + pad)
-    ax.legend()
+    place_legend(ax)
     return ax

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
 from descent._checks import check_int
 from descent.landscapes import Landscape
+from descent.plots.style import new_axes, place_legend
 
 __all__ = ["plot_contour", "plot_trajectories"]
 
@@ -61,8 +61,7 @@ def plot_contour(landscape: Landscape, *, ax: Axes | None = None,
     are marked.
     """
     _check_2d(landscape)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
+    ax = new_axes(ax, height=4.2)
     X, Y, Z = landscape.grid(resolution)
     ax.contour(X, Y, Z, levels=_levels(Z, levels), cmap=cmap, linewidths=0.8)
     if critical_points:
@@ -102,5 +101,5 @@ def plot_trajectories(landscape: Landscape, trajectories: Mapping[str, np.ndarra
                    zorder=5, label="_start")
         ax.scatter(*path[-1], marker="s", s=40, color=color, zorder=5, label="_end")
     if legend and trajectories:
-        ax.legend(loc="best", fontsize="small")
+        place_legend(ax)
     return ax

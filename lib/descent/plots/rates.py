@@ -7,6 +7,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from descent.plots.style import new_axes, place_legend
+
 
 def plot_rate_phase_diagram(lrs, momenta, rates, *, marks: dict | None = None, ax=None,
                             xlabel: str = r"learning rate $\eta$ ($\alpha$)",
@@ -18,26 +20,24 @@ def plot_rate_phase_diagram(lrs, momenta, rates, *, marks: dict | None = None, a
     ``marks`` maps a label to an ``(lr, momentum)`` point; ``levels`` are labelled iso-rate
     lines (white), drawn where the grid reaches them.
     """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4.5))
+    ax = new_axes(ax, height=4.0)
     lrs, momenta = np.asarray(lrs), np.asarray(momenta)
     rates = np.asarray(rates, dtype=float)
     shown = np.ma.masked_where(rates >= 1, rates)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
     mesh = ax.pcolormesh(lrs, momenta, shown, cmap=cmap, vmin=float(np.nanmin(rates)),
-                         vmax=1.0, shading="auto")
-    ax.figure.colorbar(mesh, ax=ax, label=r"rate $\rho$ (grey: $\rho \geq 1$, diverges)")
+                         vmax=1.0, shading="auto", rasterized=True)
+    ax.figure.colorbar(mesh, ax=ax, label=r"rate $\rho$ (grey: diverges)")
     ax.contour(lrs, momenta, rates, levels=[1.0], colors="k", linewidths=1)
     inside = [v for v in levels if np.nanmin(rates) < v < 1]
     if inside:
         iso = ax.contour(lrs, momenta, rates, levels=inside, colors="w", linewidths=0.7)
-        ax.clabel(iso, fmt="%.2f", fontsize="x-small")
+        ax.clabel(iso, fmt="%.2f", fontsize=8)
     for label, (lr, beta) in (marks or {}).items():
         ax.plot(lr, beta, "o", markeredgecolor="k", label=label)
-    if marks:
-        ax.legend(fontsize="small", loc="lower left")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
+    place_legend(ax)
     return ax

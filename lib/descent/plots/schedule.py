@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
 from descent._checks import check_int
+from descent.plots.style import new_axes, place_legend
 
 __all__ = ["plot_schedules"]
 
@@ -25,8 +25,7 @@ def plot_schedules(schedules: Mapping[str, Callable[[int], float]], steps: int, 
     plain function). ``log`` puts the learning rate on a log axis. Returns the Axes.
     """
     check_int(steps, "steps", low=1)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    ax = new_axes(ax, height=3.3)
     t = np.arange(steps)
     for label, schedule in schedules.items():
         if not callable(schedule):
@@ -38,5 +37,5 @@ def plot_schedules(schedules: Mapping[str, Callable[[int], float]], steps: int, 
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"learning rate $\eta_t$")
     if legend and schedules:
-        ax.legend(loc="best", fontsize="small")
+        place_legend(ax)
     return ax
