@@ -47,6 +47,7 @@ def mini_book(tmp: Path, url: str | None) -> Path:
     book = tmp / "book-src"
     (book / "book").mkdir(parents=True)
     shutil.copytree(ROOT / "book" / "_ext", book / "book" / "_ext")
+    shutil.copytree(ROOT / "book" / "_static", book / "book" / "_static")
     shutil.copy(ROOT / "book" / "references.bib", book / "book")
     shutil.copytree(ROOT / "exercises" / "01-problem", book / "exercises" / "01-problem")
     (book / "_config.yml").write_text(yaml.safe_dump(_config(url)))
