@@ -71,8 +71,8 @@ def _name(cls) -> str:
 
 
 def _describe_class(cls) -> dict:
-    """Plain facts about the student's class: read in the grading kernel (through
-    :func:`sandbox.call`, so they are recorded for the clean verdict), judged by the checks."""
+    """Plain facts about the student's class: read where the class is (through
+    :func:`sandbox.call`, so they come back as plain data), judged by the checks."""
     from descent import optim
     is_class = inspect.isclass(cls)
     borrowed = [f"{base.__module__}.{base.__qualname__}"
