@@ -12,12 +12,19 @@ The wrapper keeps ``self.state[p]`` as a dict under torch.optim's key names (``e
 ``exp_avg_sq``, ``momentum_buffer``, …) and converts to and from the NamedTuple around each
 call of the rule. ``step`` is stored as a 0-d float32 tensor, as torch.optim stores it.
 
-Two paths run the same rule. The default (:meth:`RuleOptimizer.step_group`) is the readable
-per-tensor loop. ``fused=True`` (:meth:`RuleOptimizer.step_group_fused`) hands the rule,
-plus the write-back of θ and the state, to ``torch.compile``, which fuses them into one pass
-per tensor; it falls back to the default loop, with a warning, where compilation fails.
-``foreach`` is accepted for compatibility and does not change the path (on the CPU the
-per-tensor loop beats torch's multi-tensor path anyway).
+Three paths run the same rule; :mod:`descent.optim` explains when each is used.
+
+- The default, :meth:`RuleOptimizer.step_group_traced`: the rule traced once per group and
+  run in place (:mod:`descent.optim._program`); the same numbers as the loop below, bit for
+  bit, without its allocations and most of its Python.
+- :meth:`RuleOptimizer.step_group`: the readable per-tensor loop. It is the reference the
+  other two are tested against, and what runs where a rule cannot be traced.
+- ``fused=True`` (:meth:`RuleOptimizer.step_group_fused`): the traced rule compiled by
+  ``torch.compile`` into one pass over memory per tensor.
+
+``foreach=True`` sends every tensor through the multi-tensor (``torch._foreach_*``) form of
+the traced program, ``foreach=False`` none; the default sends small CPU tensors and all CUDA
+tensors.
 
 Non-finite gradients are not caught: a NaN or inf flows through the rule exactly as through
 torch.optim's (NaN in the same entries, the same numbers elsewhere), so a diverging run looks
@@ -32,6 +39,8 @@ from typing import Any, ClassVar
 
 import torch
 from torch.optim import Optimizer
+
+from descent.optim import _program
 
 
 class RuleOptimizer(Optimizer):
@@ -48,12 +57,17 @@ class RuleOptimizer(Optimizer):
 
     ``maximize`` is handled here, before the rule sees the gradient, exactly as torch.optim
     negates the gradient before weight decay.
+
+    ``traced = False`` in a subclass keeps its rule out of the tracer (a rule with a
+    reduction or a matrix product: LAMB, Muon, NAdam's scalar state): every step then runs
+    :meth:`step_group`.
     """
 
     rule: ClassVar[Callable[..., tuple[Any, Any]]]
     State: ClassVar[type]
     torch_keys: ClassVar[Mapping[str, str]] = {}
     hyperparameters: ClassVar[tuple[str, ...]] = ()
+    traced: ClassVar[bool] = True
     # Group keys that exist only for API compatibility with torch.optim; they do not change
     # the math and are filled in when missing (e.g. after loading a torch.optim state dict).
     compat_defaults: ClassVar[Mapping[str, Any]] = {
@@ -125,13 +139,16 @@ class RuleOptimizer(Optimizer):
         for group in self.param_groups:
             if group["fused"]:
                 self.step_group_fused(group)
+            elif self.traced:
+                self.step_group_traced(group)
             else:
                 self.step_group(group)
         return loss
 
-    def step_group(self, group: dict[str, Any]) -> None:
+    def step_group(self, group: dict[str, Any], params=None) -> None:
+        """The rule, tensor by tensor: the reference path (``params``: a subset to update)."""
         kwargs = self.rule_kwargs(group)
-        for param in group["params"]:
+        for param in group["params"] if params is None else params:
             if param.grad is None:
                 continue
             if param.grad.is_sparse:
@@ -141,6 +158,150 @@ class RuleOptimizer(Optimizer):
             new_param, new_state = type(self).rule(param, grad, state, **kwargs)
             param.copy_(new_param)
             self.store_rule_state(param, new_state)
+
+    # -- the default path: the rule traced once per group, run in place ----------------------
+    def step_group_traced(self, group: dict[str, Any]) -> None:
+        """The default path: :meth:`step_group`'s numbers, from one trace of the rule.
+
+        Tensors are grouped by what the trace depends on (dtype, device, which state fields
+        exist, the step count) and by how they run (together through ``torch._foreach_*``,
+        or one by one); each such partition is traced once
+        (:func:`~descent.optim._program.trace`) and its program run over its tensors. A
+        partition that cannot be traced runs :meth:`step_group`.
+        """
+        engine = self.__dict__.get("_engine")
+        if engine is None:
+            engine = self._engine = _program.Engine()
+        layout = self._state_layout()
+        foreach, state = group["foreach"], self.state
+        partitions: dict[tuple, list] = {}
+        eager = []
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            stored = state[p]
+            if not stored:
+                self.store_rule_state(p, self.init_state(p, group))
+            dtype, device = p.dtype, p.device
+            ok = dtype in _program.DTYPES and grad.dtype == dtype
+            kinds, tensors, step = [], [], 0
+            for key, is_step in layout:
+                value = stored.get(key)
+                if value is None:
+                    kinds.append("none")
+                elif is_step:
+                    ok = ok and isinstance(value, torch.Tensor) and value.numel() == 1
+                    step = int(value.item()) if ok else 0
+                    kinds.append("number")
+                elif (isinstance(value, torch.Tensor) and value.shape == p.shape
+                      and value.dtype == dtype and value.device == device):
+                    kinds.append("tensor")
+                    tensors.append(value)
+                else:
+                    ok = False
+            if not ok:
+                eager.append(p)
+                continue
+            together = (bool(foreach) if foreach is not None else
+                        device.type != "cpu" or p.numel() <= _program.SMALL_NUMEL)
+            key = (dtype, device, tuple(kinds), step, together)
+            part = partitions.get(key)
+            if part is None:
+                part = partitions[key] = [[], [], [[] for _ in tensors], []]
+            part[0].append(p)
+            part[1].append(grad)
+            for column, tensor in zip(part[2], tensors):
+                column.append(tensor)
+            part[3].append(stored)
+        if partitions:
+            kwargs = self.rule_kwargs(group)
+            for key, part in partitions.items():
+                if not self._run_traced(engine, group, kwargs, key, *part):
+                    eager.extend(part[0])
+        if eager:
+            self.step_group(group, eager)
+
+    def _trace(self, engine, trace_key, kinds, step, kwargs, maximize, concrete):
+        """A trace serving every step (the step count symbolic) or, where the rule branches
+        on t, this step's (remembered as ``trace_key + (step,)``)."""
+        rule, fields = type(self).rule, self.State._fields
+        if concrete is None:                 # first try: t symbolic
+            try:
+                found = _program.trace(rule, fields, kinds, (step,), kwargs, maximize,
+                                       self.State, symbolic=True)
+            except _program.Concretize:
+                found = None
+            if found is not None:
+                if trace_key is not None:
+                    engine.remember(trace_key, found)
+                return found
+        step_key = None if trace_key is None else trace_key + (step,)
+        found = engine.traces.get(step_key) if step_key is not None else None
+        if found is None:
+            found = _program.trace(rule, fields, kinds, (step,), kwargs, maximize, self.State,
+                                   symbolic=False)
+            if trace_key is not None:
+                engine.remember(trace_key, found)      # marks: t must be concrete
+                engine.remember(step_key, found)
+        return found
+
+    def _state_layout(self) -> tuple[tuple[str, bool], ...]:
+        """(torch.optim's key, is it the step count) for each field of the rule's state."""
+        cls = type(self)
+        layout = cls.__dict__.get("_state_layout_cache")
+        if layout is None:
+            layout = tuple((self._key(field), field == "step") for field in self.State._fields)
+            cls._state_layout_cache = layout
+        return layout
+
+    def _run_traced(self, engine, group, kwargs, key, params, grads, columns, stored) -> bool:
+        """Run one partition through its program; False when the rule cannot be traced."""
+        dtype, device, kinds, step, together = key
+        maximize = group["maximize"]
+        numbers_in = tuple(step for kind in kinds if kind == "number")
+        try:
+            trace_key = (tuple(kwargs.values()), kinds, maximize)
+            hash(trace_key)
+        except TypeError:                    # an unhashable hyperparameter: trace every time
+            trace_key = None
+        if trace_key is not None and trace_key in engine.refused:
+            return False
+        try:
+            found = engine.traces.get(trace_key) if trace_key is not None else None
+            if found is None or not found.symbolic:
+                found = self._trace(engine, trace_key, kinds, step, kwargs, maximize, found)
+            program = _program.program_for(found.structure, _program.exact_fusions(
+                device, dtype, multi_tensor=together))
+            run = program.foreach(scalar_tensors=device.type == "cpu") if together else None
+        except Exception:  # noqa: BLE001 - anything the tracer cannot follow runs eagerly
+            if trace_key is not None:
+                engine.refused.add(trace_key)
+            return False
+        constants, new_numbers = found.numbers(*numbers_in)
+        values = (*engine.scalars(constants, dtype), engine.one(dtype, device))
+        new = [[torch.empty_like(p, memory_format=torch.preserve_format) for p in params]
+               for _ in program.new_fields]
+        if run is not None:
+            run(params, grads, *columns, *new, *values)
+        else:                                # one by one; also where foreach has no kernel
+            per_tensor, n_scratch = program.per_tensor, program.n_scratch
+            for i, (p, grad) in enumerate(zip(params, grads, strict=True)):
+                per_tensor(p, grad, *(column[i] for column in columns),
+                           *(column[i] for column in new),
+                           *engine.scratch_views(p, n_scratch), *values)
+        layout = self._state_layout()
+        for field, column in zip(program.new_fields, new, strict=True):
+            for tensors, tensor in zip(stored, column, strict=True):
+                tensors[layout[field][0]] = tensor
+        for field, value in zip(found.number_fields, new_numbers, strict=True):
+            if value != step:                              # t: a float32 tensor per parameter
+                name = layout[field][0]
+                torch._foreach_copy_([tensors[name] for tensors in stored],
+                                     [engine.number(value)] * len(stored))
+        return True
 
     # -- the fast path (fused=True): the same rule, compiled ----------------------------------
     def step_group_fused(self, group: dict[str, Any]) -> None:
