@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 import torch
 from torch.optim import Optimizer
 
-from descent.optim import _program
+from descent.optim import _fused, _program
 
 
 class RuleOptimizer(Optimizer):
@@ -137,10 +137,10 @@ class RuleOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            if group["fused"]:
-                self.step_group_fused(group)
-            elif self.traced:
+            if self.traced:
                 self.step_group_traced(group)
+            elif group["fused"]:
+                self.step_group_fused(group)
             else:
                 self.step_group(group)
         return loss
@@ -222,7 +222,10 @@ class RuleOptimizer(Optimizer):
                 if not self._run_traced(engine, group, kwargs, key, *part):
                     eager.extend(part[0])
         if eager:
-            self.step_group(group, eager)
+            if group["fused"]:
+                self.step_group_fused(group, eager)
+            else:
+                self.step_group(group, eager)
 
     def _trace(self, engine, trace_key, kinds, step, kwargs, maximize, concrete):
         """A trace serving every step (the step count symbolic) or, where the rule branches
@@ -261,14 +264,71 @@ class RuleOptimizer(Optimizer):
         """Run one partition through its program; False when the rule cannot be traced."""
         dtype, device, kinds, step, together = key
         maximize = group["maximize"]
-        numbers_in = tuple(step for kind in kinds if kind == "number")
         try:
             trace_key = (tuple(kwargs.values()), kinds, maximize)
-            hash(trace_key)
+            plan_key = (trace_key, dtype, device, together)
+            plan = engine.plans.get(plan_key)
         except TypeError:                    # an unhashable hyperparameter: trace every time
-            trace_key = None
+            trace_key = plan_key = plan = None
+        if plan is None or not plan.trace.symbolic:
+            plan = self._plan(engine, trace_key, plan_key, key, kwargs, maximize)
+            if plan is None:
+                return False
+        found, program = plan.trace, plan.program
+        constants, new_numbers = found.numbers(*(step for kind in kinds if kind == "number"))
+        values = (*engine.scalars(constants, dtype), engine.one(dtype, device))
+        new = [[torch.empty_like(p, memory_format=torch.preserve_format) for p in params]
+               for _ in program.new_fields]
+        done = 0
+        if group["fused"] and not new and not engine.fused_failed:
+            done = self._run_fused(engine, found, constants, dtype, device, params, grads,
+                                   columns)
+            if done < len(params):                      # what compilation left undone
+                params, grads = params[done:], grads[done:]
+                columns = [column[done:] for column in columns]
+        if done == len(params):
+            pass
+        elif plan.run is not None:
+            plan.run(params, grads, *columns, *new, *values)
+        else:                                # one by one; also where foreach has no kernel
+            run, n_scratch, scratch = program.per_tensor, program.n_scratch, engine.scratch_views
+            for row in zip(params, grads, *columns, *new):
+                run(*row, *scratch(row[0], n_scratch), *values)
+        if new or found.number_fields:
+            layout = self._state_layout()
+            for field, column in zip(program.new_fields, new, strict=True):
+                for tensors, tensor in zip(stored, column, strict=True):
+                    tensors[layout[field][0]] = tensor
+            for field, value in zip(found.number_fields, new_numbers, strict=True):
+                if value != step:                          # t: a float32 tensor per parameter
+                    name = layout[field][0]
+                    torch._foreach_copy_([tensors[name] for tensors in stored],
+                                         [engine.number(value)] * len(stored))
+        return True
+
+    def _run_fused(self, engine, found, constants, dtype, device, params, grads,
+                   columns) -> int:
+        """``fused=True``: the trace compiled (:mod:`descent.optim._fused`), chunk by chunk.
+        Returns how many tensors it updated: all of them, unless compilation failed."""
+        k = torch.tensor(constants, dtype=dtype, device=device)
+        chunk = _fused.FUSED_CHUNK
+        for start in range(0, len(params), chunk):
+            end = start + chunk
+            try:
+                _fused.run_compiled(found.structure, [(
+                    params[start:end], grads[start:end],
+                    *(column[start:end] for column in columns))], k)
+            except Exception as error:  # noqa: BLE001 - any compiler failure: fall back
+                engine.fused_failed = True
+                self._warn_fallback(error)
+                return start
+        return len(params)
+
+    def _plan(self, engine, trace_key, plan_key, key, kwargs, maximize):
+        """The trace, program and multi-tensor runner of a partition; None if untraceable."""
+        dtype, device, kinds, step, together = key
         if trace_key is not None and trace_key in engine.refused:
-            return False
+            return None
         try:
             found = engine.traces.get(trace_key) if trace_key is not None else None
             if found is None or not found.symbolic:
@@ -279,52 +339,34 @@ class RuleOptimizer(Optimizer):
         except Exception:  # noqa: BLE001 - anything the tracer cannot follow runs eagerly
             if trace_key is not None:
                 engine.refused.add(trace_key)
-            return False
-        constants, new_numbers = found.numbers(*numbers_in)
-        values = (*engine.scalars(constants, dtype), engine.one(dtype, device))
-        new = [[torch.empty_like(p, memory_format=torch.preserve_format) for p in params]
-               for _ in program.new_fields]
-        if run is not None:
-            run(params, grads, *columns, *new, *values)
-        else:                                # one by one; also where foreach has no kernel
-            per_tensor, n_scratch = program.per_tensor, program.n_scratch
-            for i, (p, grad) in enumerate(zip(params, grads, strict=True)):
-                per_tensor(p, grad, *(column[i] for column in columns),
-                           *(column[i] for column in new),
-                           *engine.scratch_views(p, n_scratch), *values)
-        layout = self._state_layout()
-        for field, column in zip(program.new_fields, new, strict=True):
-            for tensors, tensor in zip(stored, column, strict=True):
-                tensors[layout[field][0]] = tensor
-        for field, value in zip(found.number_fields, new_numbers, strict=True):
-            if value != step:                              # t: a float32 tensor per parameter
-                name = layout[field][0]
-                torch._foreach_copy_([tensors[name] for tensors in stored],
-                                     [engine.number(value)] * len(stored))
-        return True
+            return None
+        plan = _program.Plan(found, program, run)
+        if found.symbolic and plan_key is not None:
+            engine.plans[plan_key] = plan
+        return plan
 
-    # -- the fast path (fused=True): the same rule, compiled ----------------------------------
-    def step_group_fused(self, group: dict[str, Any]) -> None:
-        """``fused=True``: the same rule as :meth:`step_group`, compiled by ``torch.compile``.
+    # -- fused=True for a rule the tracer cannot follow: the rule itself, compiled -----------
+    def step_group_fused(self, group: dict[str, Any], params=None) -> None:
+        """``fused=True`` where the rule cannot be traced: the rule compiled as it is.
 
-        Parameters go in chunks of :data:`FUSED_CHUNK` tensors through :func:`compiled_rule`,
-        which writes θ and the state back in place. Where compilation fails (no C++ compiler,
-        an op the compiler cannot trace) it warns once and runs the default loop instead,
-        which gives the same numbers.
+        Parameters go in chunks of :data:`~descent.optim._fused.FUSED_CHUNK` tensors through
+        :func:`~descent.optim._fused.compiled_rule`, which writes θ and the state back in
+        place. Where compilation fails it warns once and runs :meth:`step_group`.
         """
         kwargs = self.rule_kwargs(group)
-        params = [p for p in group["params"] if p.grad is not None]
+        if params is None:
+            params = [p for p in group["params"] if p.grad is not None]
         if any(p.grad.is_sparse for p in params):
             raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-        for start in range(0, len(params), FUSED_CHUNK):
-            chunk = params[start:start + FUSED_CHUNK]
+        for start in range(0, len(params), _fused.FUSED_CHUNK):
+            chunk = params[start:start + _fused.FUSED_CHUNK]
             states = [self.load_rule_state(p, group) for p in chunk]
             try:
-                with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-                    rest = compiled_rule(type(self).rule)(
+                with torch._dynamo.config.patch(recompile_limit=_fused.RECOMPILE_LIMIT):
+                    rest = _fused.compiled_rule(type(self).rule)(
                         chunk, [p.grad for p in chunk], states, group["maximize"], kwargs)
             except Exception as error:  # noqa: BLE001 - any compiler failure means: fall back
-                self.step_group({**group, "params": chunk})  # re-raises a genuine input error
+                self.step_group(group, chunk)    # re-raises a genuine input error
                 self._warn_fallback(error)
                 continue
             for param, state, kept in zip(chunk, states, rest, strict=True):
@@ -342,51 +384,5 @@ class RuleOptimizer(Optimizer):
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         warnings.warn(f"{type(self).__name__}(fused=True): torch.compile could not compile "
                       f"{type(self).rule.__name__} ({type(error).__name__}: {reason}); using "
-                      "the default per-tensor loop instead (same numbers, slower)",
+                      "the default path instead (the same numbers up to rounding, slower)",
                       RuntimeWarning, stacklevel=4)
-
-
-# How many tensors one compiled call updates. A call costs about 40 µs of guards and Python
-# (measured on 2 CPU threads), too much to pay once per tensor for many small tensors.
-FUSED_CHUNK = 16
-# Compiled variants kept per rule (dtypes, tensor ranks, chunk lengths, boolean switches).
-RECOMPILE_LIMIT = 64
-
-_compiled_rules: dict[Callable, Callable] = {}
-
-
-def rule_in_place(rule, params, grads, states, maximize: bool, kwargs: dict[str, Any]):
-    """Apply the pure ``rule`` to each tensor and write θ and the tensor state back in place.
-
-    This is what ``torch.compile`` traces: the rule's out-of-place expressions and the
-    ``copy_`` into the old tensors fuse into one loop that reads θ, g and the state once and
-    writes them once, with no temporaries. Returns, per tensor, the new state with ``None``
-    for every field that was written in place.
-    """
-    rest = []
-    for param, grad, state in zip(params, grads, states, strict=True):
-        new_param, new_state = rule(param, -grad if maximize else grad, state, **kwargs)
-        param.copy_(new_param)
-        kept = []
-        for old, new in zip(state, new_state, strict=True):
-            if torch.is_tensor(old) and torch.is_tensor(new):
-                old.copy_(new)
-                kept.append(None)
-            else:
-                kept.append(new)
-        rest.append(tuple(kept))
-    return rest
-
-
-def compiled_rule(rule) -> Callable:
-    """:func:`rule_in_place` for ``rule``, compiled once with dynamic shapes (cached per rule).
-
-    Dynamic shapes make the step counter ``t`` and the tensor sizes symbolic, so a new step
-    or a new size does not recompile; float hyperparameters are inputs too, so a learning-rate
-    schedule does not recompile either. A new dtype, rank or chunk length does.
-    """
-    if rule not in _compiled_rules:
-        def step_in_place(params, grads, states, maximize, kwargs):
-            return rule_in_place(rule, params, grads, states, maximize, kwargs)
-        _compiled_rules[rule] = torch.compile(step_in_place, dynamic=True, fullgraph=True)
-    return _compiled_rules[rule]

@@ -681,6 +681,15 @@ SMALL_NUMEL = 16_384
 DTYPES = (torch.float32, torch.float64)   # what the tracer runs; others go eagerly
 
 
+class Plan(NamedTuple):
+    """What a partition runs: its trace, the program, and the program's multi-tensor form
+    (None when it runs tensor by tensor)."""
+
+    trace: Trace
+    program: Program
+    run: Callable | None
+
+
 class Engine:
     """What one optimizer keeps between steps for the traced path: scratch buffers, the
     scalars of the last trace, and the traces themselves (keyed by everything they read)."""
@@ -689,9 +698,11 @@ class Engine:
         self.scratch: dict[tuple, torch.Tensor] = {}
         self.views: dict[tuple, tuple[torch.Tensor, ...]] = {}
         self.traces: OrderedDict[tuple, Trace] = OrderedDict()
+        self.plans: dict[tuple, Plan] = {}
         self.refused: set[tuple] = set()
+        self.fused_failed = False            # fused=True could not compile: default path
         self._scalars: dict[tuple, list] = {}
-        self._number: tuple | None = None
+        self._number: list | None = None
         self._ones: dict[tuple, torch.Tensor] = {}
 
     # scratch: one flat buffer per dtype and device, views per shape
@@ -742,7 +753,12 @@ class Engine:
         return found
 
     def number(self, value) -> torch.Tensor:
-        """``value`` as a float32 0-d tensor, as torch.optim stores the step count."""
-        if self._number is None or self._number[0] != value:
-            self._number = (value, torch.tensor(float(value), dtype=torch.float32))
+        """``value`` in a float32 0-d tensor, as torch.optim stores the step count (one
+        tensor, rewritten through NumPy; it is only ever the source of a copy)."""
+        if self._number is None:
+            tensor = torch.zeros((), dtype=torch.float32)
+            self._number = [None, tensor, tensor.numpy()]
+        if self._number[0] != value:
+            self._number[2][()] = value
+            self._number[0] = value
         return self._number[1]
