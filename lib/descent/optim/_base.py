@@ -251,6 +251,21 @@ class RuleOptimizer(Optimizer):
                 engine.remember(step_key, found)
         return found
 
+    def programs(self) -> str:
+        """What the default path ran: for each traced partition, the function that computes
+        its numbers once per step and the program run over its tensors (Python source)."""
+        engine = self.__dict__.get("_engine")
+        if engine is None or not engine.plans:
+            return "(no traced step yet)"
+        parts = []
+        for plan in engine.plans.values():
+            form = "torch._foreach_* over the group" if plan.run else "tensor by tensor"
+            source = (plan.program.foreach_sources[True] if plan.run else
+                      plan.program.per_tensor_source)
+            parts.append(f"# numbers, once per step\n{plan.trace.numbers.source}\n"
+                         f"# the program, {form}\n{source}")
+        return "\n".join(parts)
+
     def _state_layout(self) -> tuple[tuple[str, bool], ...]:
         """(torch.optim's key, is it the step count) for each field of the rule's state."""
         cls = type(self)

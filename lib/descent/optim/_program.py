@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -198,7 +199,9 @@ class Tape:
         namespace = {"K": tuple(self._literals)}
         exec(compile(source, "<descent.optim numbers>", "exec"), namespace)  # noqa: S102
         fn = namespace["numbers"]
-        fn.source = source
+        # what to show: the literals in place of K[i]
+        fn.source = re.sub(r"K\[(\d+)\]", lambda m: repr(self._literals[int(m.group(1))]),
+                           source)
         return fn
 
     def leaf(self, i: int) -> Traced:
