@@ -246,8 +246,10 @@ def note_if_loaded(machine: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-params", type=int, default=10_000_000)
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads for part 2 (part 1 always uses one)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for part 2 (part 1 always uses one); one by "
+                             "default: on a shared 2-core machine, a second thread's barriers "
+                             "stall whenever another process takes a core")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, few rounds, print only (no RESULTS.md)")

@@ -8,6 +8,7 @@ follow must run eagerly with the same result; and a step must not allocate.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -264,3 +265,43 @@ def test_numbers_are_passed_exactly():
         for tensor, value in zip(c, values, strict=True):
             assert torch.equal(x * tensor, x * value)
             assert torch.equal(x / tensor, x / value)
+
+
+# -- the layout kept between steps notices every change -------------------------------------
+def test_changes_between_steps_are_seen_as_the_reference_loop_sees_them():
+    """Each mutation a training loop may make between steps, on the traced path and on the
+    reference loop (``traced = False``): the same numbers, bit for bit."""
+    class Reference(dopt.Adam):
+        traced = False
+
+    results = []
+    for cls in (dopt.Adam, Reference):
+        g = torch.Generator().manual_seed(0)
+        params = [torch.randn(s, generator=g, dtype=torch.float64).requires_grad_()
+                  for s in [(3, 4), (5,), (20_000,), (7,)]]
+        opt = cls(params[:3], lr=0.05)
+
+        def step(active, opt=opt, params=params, g=g):
+            for i, p in enumerate(params):
+                p.grad = (torch.randn(p.shape, generator=g, dtype=torch.float64)
+                          if i in active else None)
+            opt.step()
+
+        step({0, 1, 2})
+        step({0, 2})                                  # a gradient disappears ...
+        step({0, 1, 2})                               # ... and comes back (its t lags)
+        opt.param_groups[0]["lr"] = 0.01              # a scheduler's write
+        step({0, 1, 2})
+        opt.state[params[0]]["exp_avg"] = torch.ones(3, 4, dtype=torch.float64)
+        step({0, 1, 2})                               # a state tensor replaced
+        opt.param_groups[0]["foreach"] = True         # another path, the same numbers
+        step({0, 1, 2})
+        opt.add_param_group({"params": [params[3]], "lr": 0.2})
+        step({0, 1, 2, 3})
+        saved = copy.deepcopy(opt.state_dict())
+        step({0, 1, 2, 3})
+        opt.load_state_dict(saved)                    # back one step, new state tensors
+        step({0, 1, 2, 3})
+        results.append([p.detach().clone() for p in params])
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)

@@ -136,8 +136,10 @@ class RuleOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # Under torch.compile, dynamo traces the plain loop (pure torch operations) instead.
+        traced = self.traced and not torch.compiler.is_compiling()
         for group in self.param_groups:
-            if self.traced:
+            if traced:
                 self.step_group_traced(group)
             elif group["fused"]:
                 self.step_group_fused(group)
@@ -172,12 +174,46 @@ class RuleOptimizer(Optimizer):
         engine = self.__dict__.get("_engine")
         if engine is None:
             engine = self._engine = _program.Engine()
+        layout = engine.layouts.get(id(group))
+        grads = None if layout is None else self._layout_grads(layout, group)
+        if grads is None:                    # first step, or something changed: look again
+            layout = engine.layouts[id(group)] = self._layout(group)
+            grads = self._layout_grads(layout, group)
+        partitions: dict[tuple, list] = {}
+        for (p, stored, _, fields, step_tensor, base), grad in zip(layout.traced, grads,
+                                                                   strict=True):
+            key = (*base, 0 if step_tensor is None else int(step_tensor.item()))
+            part = partitions.get(key)
+            if part is None:
+                part = partitions[key] = [[], [], [[] for _ in fields], []]
+            part[0].append(p)
+            part[1].append(grad)
+            for column, (_, tensor) in zip(part[2], fields):
+                column.append(tensor)
+            part[3].append(stored)
+        eager = list(layout.eager)
+        if partitions:
+            kwargs = self.rule_kwargs(group)
+            for key, part in partitions.items():
+                if not self._run_traced(engine, group, kwargs, key, *part):
+                    eager.extend(part[0])
+        if eager:
+            engine.layouts.pop(id(group), None)   # the eager loop may add state fields
+            if group["fused"]:
+                self.step_group_fused(group, eager)
+            else:
+                self.step_group(group, eager)
+
+    def _layout(self, group: dict[str, Any]) -> _program.Layout:
+        """Look at every tensor of ``group``: create missing state, check what the tracer
+        needs (a dtype it runs, state tensors of θ's shape, dtype and device, a step count
+        in a tensor), and record how each tensor runs. Kept until something changes."""
         layout = self._state_layout()
         foreach, state = group["foreach"], self.state
-        partitions: dict[tuple, list] = {}
-        eager = []
+        traced, eager, with_grad = [], [], []
         for p in group["params"]:
             grad = p.grad
+            with_grad.append(grad is not None)
             if grad is None:
                 continue
             if grad.is_sparse:
@@ -187,19 +223,19 @@ class RuleOptimizer(Optimizer):
                 self.store_rule_state(p, self.init_state(p, group))
             dtype, device = p.dtype, p.device
             ok = dtype in _program.DTYPES and grad.dtype == dtype
-            kinds, tensors, step = [], [], 0
+            kinds, fields, step_tensor = [], [], None
             for key, is_step in layout:
                 value = stored.get(key)
                 if value is None:
                     kinds.append("none")
                 elif is_step:
                     ok = ok and isinstance(value, torch.Tensor) and value.numel() == 1
-                    step = int(value.item()) if ok else 0
+                    step_tensor = value
                     kinds.append("number")
                 elif (isinstance(value, torch.Tensor) and value.shape == p.shape
                       and value.dtype == dtype and value.device == device):
                     kinds.append("tensor")
-                    tensors.append(value)
+                    fields.append((key, value))
                 else:
                     ok = False
             if not ok:
@@ -207,25 +243,34 @@ class RuleOptimizer(Optimizer):
                 continue
             together = (bool(foreach) if foreach is not None else
                         device.type != "cpu" or p.numel() <= _program.SMALL_NUMEL)
-            key = (dtype, device, tuple(kinds), step, together)
-            part = partitions.get(key)
-            if part is None:
-                part = partitions[key] = [[], [], [[] for _ in tensors], []]
-            part[0].append(p)
-            part[1].append(grad)
-            for column, tensor in zip(part[2], tensors):
-                column.append(tensor)
-            part[3].append(stored)
-        if partitions:
-            kwargs = self.rule_kwargs(group)
-            for key, part in partitions.items():
-                if not self._run_traced(engine, group, kwargs, key, *part):
-                    eager.extend(part[0])
-        if eager:
-            if group["fused"]:
-                self.step_group_fused(group, eager)
-            else:
-                self.step_group(group, eager)
+            traced.append((p, stored, len(stored), tuple(fields), step_tensor,
+                           (dtype, device, tuple(kinds), together)))
+        return _program.Layout(group["params"], len(group["params"]), foreach, state,
+                               tuple(with_grad), traced, eager)
+
+    def _layout_grads(self, layout: _program.Layout, group: dict[str, Any]) -> list | None:
+        """The gradients of ``layout.traced``, or None when the layout no longer holds: the
+        param list, ``foreach``, which tensors have a gradient, or a state dict or tensor
+        changed (identity checks only, so that a step does not look at every tensor)."""
+        params = group["params"]
+        if (params is not layout.params or len(params) != layout.n_params
+                or group["foreach"] is not layout.foreach or self.state is not layout.state):
+            return None
+        grads = []
+        for p, has_grad in zip(params, layout.with_grad, strict=True):
+            if (p.grad is not None) is not has_grad:
+                return None
+        state = self.state
+        for p, stored, n_keys, fields, _, base in layout.traced:
+            grad = p.grad
+            if (grad.is_sparse or state[p] is not stored or len(stored) != n_keys
+                    or p.dtype is not base[0] or grad.dtype is not base[0]):
+                return None
+            for key, tensor in fields:
+                if stored.get(key) is not tensor:
+                    return None
+            grads.append(grad)
+        return grads
 
     def _trace(self, engine, trace_key, kinds, step, kwargs, maximize, concrete):
         """A trace serving every step (the step count symbolic) or, where the rule branches
@@ -277,7 +322,7 @@ class RuleOptimizer(Optimizer):
 
     def _run_traced(self, engine, group, kwargs, key, params, grads, columns, stored) -> bool:
         """Run one partition through its program; False when the rule cannot be traced."""
-        dtype, device, kinds, step, together = key
+        dtype, device, kinds, together, step = key
         maximize = group["maximize"]
         try:
             trace_key = (tuple(kwargs.values()), kinds, maximize)
@@ -309,6 +354,8 @@ class RuleOptimizer(Optimizer):
             run, n_scratch, scratch = program.per_tensor, program.n_scratch, engine.scratch_views
             for row in zip(params, grads, *columns, *new):
                 run(*row, *scratch(row[0], n_scratch), *values)
+        if new:
+            engine.layouts.clear()               # state fields were created: look again
         if new or found.number_fields:
             layout = self._state_layout()
             for field, column in zip(program.new_fields, new, strict=True):
@@ -341,7 +388,7 @@ class RuleOptimizer(Optimizer):
 
     def _plan(self, engine, trace_key, plan_key, key, kwargs, maximize):
         """The trace, program and multi-tensor runner of a partition; None if untraceable."""
-        dtype, device, kinds, step, together = key
+        dtype, device, kinds, together, step = key
         if trace_key is not None and trace_key in engine.refused:
             return None
         try:

@@ -33,7 +33,7 @@ import torch
 
 # How many tensors one compiled call updates (see the module docstring).
 FUSED_CHUNK = 16
-# Compiled variants kept per program or rule (dtypes, ranks, chunk lengths, switches).
+# Compiled variants kept per rule compiled as it is (dtypes, ranks, chunk lengths, switches).
 RECOMPILE_LIMIT = 64
 
 _UNARY = {"neg": "torch.neg", "sqrt": "torch.sqrt", "abs": "torch.abs", "sign": "torch.sign"}
@@ -94,11 +94,15 @@ def compiled_program(structure: tuple) -> Callable:
 
 
 def run_compiled(structure: tuple, chunks, k: torch.Tensor) -> None:
-    """Call the compiled program on each chunk ``(params, grads, *state columns)``."""
+    """Call the compiled program on each chunk ``(params, grads, *state columns)``.
+
+    Each structure is its own function, so dynamo's recompile limit counts its variants
+    (dtypes and chunk lengths) alone; no configuration is patched per call (that costs as
+    much as the call).
+    """
     step = compiled_program(structure)
-    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-        for chunk in chunks:
-            step(*chunk, k)
+    for chunk in chunks:
+        step(*chunk, k)
 
 
 # -- rules the tracer cannot follow: the rule itself, compiled --------------------------------

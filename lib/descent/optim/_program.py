@@ -684,6 +684,19 @@ SMALL_NUMEL = 16_384
 DTYPES = (torch.float32, torch.float64)   # what the tracer runs; others go eagerly
 
 
+class Layout(NamedTuple):
+    """How the tensors of one param group run, as of the last look (see
+    :meth:`~descent.optim._base.RuleOptimizer._layout`)."""
+
+    params: list                 # the group's list of parameters (identity)
+    n_params: int
+    foreach: bool | None
+    state: dict                  # the optimizer's state (identity)
+    with_grad: tuple             # which parameters had a gradient
+    traced: list                 # (θ, state dict, its size, (key, tensor)…, step tensor, key)
+    eager: list                  # parameters the tracer does not take
+
+
 class Plan(NamedTuple):
     """What a partition runs: its trace, the program, and the program's multi-tensor form
     (None when it runs tensor by tensor)."""
@@ -702,6 +715,7 @@ class Engine:
         self.views: dict[tuple, tuple[torch.Tensor, ...]] = {}
         self.traces: OrderedDict[tuple, Trace] = OrderedDict()
         self.plans: dict[tuple, Plan] = {}
+        self.layouts: dict[int, Layout] = {}
         self.refused: set[tuple] = set()
         self.fused_failed = False            # fused=True could not compile: default path
         self._scalars: dict[tuple, list] = {}
