@@ -14,10 +14,10 @@ steps:
    loop over elements by construction.
 2. **Plan.** :func:`plan` turns the tape into a short program that writes each result into
    memory that is free at that point: into θ and the state tensors themselves once their old
-   values are no longer needed, so ``m = β₁ m + (1 - β₁) g`` runs as ``m *= β₁``,
-   ``a = (1 - β₁) g``, ``m += a``; otherwise into scratch buffers that the optimizer keeps
-   from step to step. No tensor is allocated in a step, and the numbers of the tape become
-   0-d tensors, which torch's kernels take with less overhead than Python floats.
+   values are no longer needed, so ``m = β₁ m + (1 - β₁) g`` runs as ``m *= β₁`` and
+   ``m += (1 - β₁)·g``; otherwise into scratch buffers that the optimizer keeps from step to
+   step. No tensor is allocated in a step, and the numbers of the tape become 0-d tensors,
+   which torch's kernels take with less overhead than Python floats.
 3. **Run.** On the CPU the program runs tensor by tensor, so that each tensor's data stays
    in cache across its operations (for many tensors this beats torch's multi-tensor kernels
    on a CPU); tensors too small for that to matter, and every CUDA tensor, go together
@@ -25,9 +25,9 @@ steps:
 
 Exactness. Each operation of the program is the operation the rule wrote, on the same
 operands, in the same order, in the same precision; only *where* the result is written
-changes. So a step gives the numbers of calling the rule, bit for bit. Three rewrites are
-made, each an identity of IEEE arithmetic: ``x·1``, ``x/1`` and ``x - 0`` are ``x``;
-``x - c`` is ``x + (-c)``; and ``a ± (s·b)/c`` and ``a ± s·b`` run as one ``addcdiv``
+changes. So a step gives the numbers of calling the rule, bit for bit. The rewrites made are
+identities of IEEE arithmetic: ``x·1``, ``x/1`` and ``x - 0`` are ``x``; ``x - c`` is
+``x + (-c)``; and ``a ± (s·b)/c`` and ``a ± s·b`` run as one ``addcdiv``
 (three or two operations in one pass over memory) where that kernel is checked,
 once per device, dtype and path, to give the same bits as the operations it replaces
 (:data:`FUSIONS`, :func:`exact_fusions`).
