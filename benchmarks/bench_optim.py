@@ -201,6 +201,7 @@ def load_average() -> str:
 
 def section(defaults: list[dict], paths: dict, machine: dict, args) -> str:
     n = f"{args.n_params:,}"
+    threads = f"{args.threads} torch thread" + ("s" if args.threads != 1 else "")
     return f"""{SECTION}
 
 Produced by `make bench` (`.venv/bin/python benchmarks/bench_optim.py`): one `opt.step()`
@@ -208,7 +209,7 @@ on fixed float32 gradients, every comparison timed round-robin (one step of each
 round, in a shuffled order), ratios the median over rounds of the ratio within a round.
 
 **All paths at {n} parameters**, as one flat tensor or as 200 equal tensors,
-{args.threads} torch threads, in ns per parameter (lower is better), median of
+{threads}, in ns per parameter (lower is better), median of
 {args.rounds} rounds after 3 warm-up steps. *floor* is the bytes one step must move (28 B/param for
 Adam/AdamW, 20 B for SGD with momentum) over the in-place read-modify-write bandwidth
 measured in the same run. *descent default* is the traced rule run in place; *descent fused*
@@ -228,7 +229,7 @@ on the CPU is its per-tensor loop):
 Target (issue 12): *descent / torch* ≤ 1.1× everywhere.
 
 Machine: {cpu_model()}, {os.cpu_count()} cores visible, torch {torch.__version__}, Python
-{platform.python_version()}. In-place read-modify-write bandwidth ({args.threads} threads):
+{platform.python_version()}. In-place read-modify-write bandwidth ({threads}):
 {machine['bandwidth'] / 1e9:.1f} GB/s. Load average (1, 5, 15 min) before the run:
 {machine['load before']}; after: {machine['load after']}{note_if_loaded(machine)}.
 """
