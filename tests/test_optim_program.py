@@ -97,7 +97,7 @@ def test_the_gpu_form_of_the_program_is_the_rule_bit_for_bit(spec, fusions):
     program = _program.program_for(found.structure, fusions)
     run = program.foreach(scalar_tensors=False)
     assert run is not None
-    constants, _ = found.numbers(*(0 for kind in kinds if kind == "number"))
+    constants, _ = found.evaluate(0, opt.rule_kwargs(group))
     thetas = [p.detach().clone() for p in params]
     grads = [torch.randn_like(t) for t in thetas]
     tensors = [[s for s in state if torch.is_tensor(s)] for state in states]
@@ -134,7 +134,7 @@ def swap_update(param, grad, state: PairState, *, lr: float):
 
 
 def branchy_update(param, grad, state: PairState, *, lr: float):
-    """Branches on the step count: traced again at every step, with t a number."""
+    """Branches on the step count: a guarded trace, traced again when t passes 1."""
     t = state.step + 1
     scale = 1.0 if t == 1 else 0.5
     return param - (lr * scale) * grad, PairState(t, state.a + grad, state.b)
@@ -193,17 +193,50 @@ def test_rules_that_test_the_planner_equal_the_reference_loop(rule, foreach):
     assert refused == (rule is peeking_update)
 
 
-def test_the_step_count_is_symbolic_so_one_trace_serves_every_step():
+def test_the_numbers_are_symbolic_so_one_trace_serves_every_step_and_learning_rate():
     p = torch.zeros(3, requires_grad=True)
     opt = dopt.Adam([p], lr=0.1, foreach=False)
-    for _ in range(5):
-        p.grad = torch.ones(3)
-        opt.step()
-    (found,) = {plan.trace for plan in opt._engine.plans.values()}
-    assert found.symbolic
-    assert "** x0" in found.numbers.source           # β₁ᵗ is computed once per step, in Python
-    constants, (t,) = found.numbers(4)
-    assert t == 5 and constants[-1] == pytest.approx(0.1 / (1 - 0.9 ** 5))
+    traced = []
+    real_trace = _program.trace
+
+    def counting(*args, **kwargs):
+        traced.append(kwargs["symbolic"])
+        return real_trace(*args, **kwargs)
+
+    _program.trace = counting
+    try:
+        for step in range(30):
+            opt.param_groups[0]["lr"] = 0.1 * 0.9 ** step      # a schedule: a new lr each step
+            p.grad = torch.ones(3)
+            opt.step()
+    finally:
+        _program.trace = real_trace
+    assert traced == [True]                                    # traced once, symbolically
+    assert len(opt._engine.plans) == 1 and len(opt._engine.traces) == 1
+    (plan,) = opt._engine.plans.values()
+    source = plan.trace.numbers.source
+    assert "h_beta1 ** x0" in source and "h_lr / " in source   # β₁ᵗ and η/(1-β₁ᵗ) per step
+    constants, (t,) = plan.trace.evaluate(4, opt.rule_kwargs(opt.param_groups[0]))
+    assert t == 5 and constants[-1] == 0.1 * 0.9 ** 29 / (1 - 0.9 ** 5)
+
+
+def test_a_branch_on_a_hyperparameter_is_guarded():
+    """SGD branches on ``weight_decay != 0``: turning weight decay on mid-run makes the trace
+    stale, the rule is traced again, and the numbers follow the reference loop."""
+    class Reference(dopt.SGD):
+        traced = False
+
+    results = []
+    for cls in (dopt.SGD, Reference):
+        p = torch.linspace(-1, 1, 5, dtype=torch.float64, requires_grad=True)
+        opt = cls([p], lr=0.1, momentum=0.9)
+        for step in range(6):
+            opt.param_groups[0]["weight_decay"] = 0.0 if step < 3 else 0.5
+            opt.param_groups[0]["dampening"] = 0.0 if step != 4 else 0.25
+            p.grad = torch.cos(p.detach() * (step + 1))
+            opt.step()
+        results.append(p.detach())
+    assert torch.equal(*results)
 
 
 # -- in place ------------------------------------------------------------------------------------

@@ -273,10 +273,11 @@ class RuleOptimizer(Optimizer):
         return grads
 
     def _trace(self, engine, trace_key, kinds, step, kwargs, maximize, concrete):
-        """A trace serving every step (the step count symbolic) or, where the rule branches
-        on t, this step's (remembered as ``trace_key + (step,)``)."""
+        """A trace serving every step and learning rate (the numbers symbolic, guarded) or,
+        where the rule uses a number in a way the tape cannot follow, this step's (remembered
+        under ``trace_key`` plus the numbers)."""
         rule, fields = type(self).rule, self.State._fields
-        if concrete is None:                 # first try: t symbolic
+        if concrete is None:                 # first try: the numbers symbolic
             try:
                 found = _program.trace(rule, fields, kinds, (step,), kwargs, maximize,
                                        self.State, symbolic=True)
@@ -286,13 +287,14 @@ class RuleOptimizer(Optimizer):
                 if trace_key is not None:
                     engine.remember(trace_key, found)
                 return found
-        step_key = None if trace_key is None else trace_key + (step,)
+        step_key = None if trace_key is None else trace_key + (
+            step, tuple(kwargs[name] for name in trace_key[1]))
         found = engine.traces.get(step_key) if step_key is not None else None
         if found is None:
             found = _program.trace(rule, fields, kinds, (step,), kwargs, maximize, self.State,
                                    symbolic=False)
             if trace_key is not None:
-                engine.remember(trace_key, found)      # marks: t must be concrete
+                engine.remember(trace_key, found)      # marks: the numbers must be concrete
                 engine.remember(step_key, found)
         return found
 
@@ -324,8 +326,10 @@ class RuleOptimizer(Optimizer):
         """Run one partition through its program; False when the rule cannot be traced."""
         dtype, device, kinds, together, step = key
         maximize = group["maximize"]
-        try:
-            trace_key = (tuple(kwargs.values()), kinds, maximize)
+        try:                                 # the floats are symbolic: not part of the key
+            trace_key = (tuple((name, value) for name, value in kwargs.items()
+                               if value.__class__ is not float),
+                         _program.float_hyperparameters(kwargs), kinds, maximize)
             plan_key = (trace_key, dtype, device, together)
             plan = engine.plans.get(plan_key)
         except TypeError:                    # an unhashable hyperparameter: trace every time
@@ -334,8 +338,14 @@ class RuleOptimizer(Optimizer):
             plan = self._plan(engine, trace_key, plan_key, key, kwargs, maximize)
             if plan is None:
                 return False
+        try:
+            constants, new_numbers = plan.trace.evaluate(step, kwargs)
+        except _program.Stale:               # a guard failed: the rule now branches otherwise
+            plan = self._plan(engine, trace_key, plan_key, key, kwargs, maximize, stale=True)
+            if plan is None:
+                return False
+            constants, new_numbers = plan.trace.evaluate(step, kwargs)
         found, program = plan.trace, plan.program
-        constants, new_numbers = found.numbers(*(step for kind in kinds if kind == "number"))
         values = (*engine.scalars(constants, dtype), engine.one(dtype, device))
         new = [[torch.empty_like(p, memory_format=torch.preserve_format) for p in params]
                for _ in program.new_fields]
@@ -386,13 +396,14 @@ class RuleOptimizer(Optimizer):
                 return start
         return len(params)
 
-    def _plan(self, engine, trace_key, plan_key, key, kwargs, maximize):
-        """The trace, program and multi-tensor runner of a partition; None if untraceable."""
+    def _plan(self, engine, trace_key, plan_key, key, kwargs, maximize, stale=False):
+        """The trace, program and multi-tensor runner of a partition; None if untraceable.
+        ``stale``: the remembered trace's guards failed, trace again."""
         dtype, device, kinds, together, step = key
         if trace_key is not None and trace_key in engine.refused:
             return None
         try:
-            found = engine.traces.get(trace_key) if trace_key is not None else None
+            found = None if stale or trace_key is None else engine.traces.get(trace_key)
             if found is None or not found.symbolic:
                 found = self._trace(engine, trace_key, kinds, step, kwargs, maximize, found)
             program = _program.program_for(found.structure, _program.exact_fusions(
@@ -404,6 +415,8 @@ class RuleOptimizer(Optimizer):
             return None
         plan = _program.Plan(found, program, run)
         if found.symbolic and plan_key is not None:
+            if len(engine.plans) >= 64:      # groups x dtypes x switches: a handful in practice
+                engine.plans.pop(next(iter(engine.plans)))
             engine.plans[plan_key] = plan
         return plan
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -50,8 +51,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-__all__ = ["Untraceable", "Traced", "Tape", "Trace", "Program", "trace", "plan",
-           "program_for", "exact_fusions", "Engine"]
+__all__ = ["Untraceable", "Concretize", "Stale", "Traced", "Number", "Tape", "Trace",
+           "Program", "trace", "plan", "program_for", "exact_fusions", "Engine"]
 
 
 class Untraceable(Exception):
@@ -105,49 +106,94 @@ class Traced:
 
 
 class Concretize(Untraceable):
-    """The rule used the step count in a way the tape does not record (a branch, float())."""
+    """The rule used a number in a way the tape does not record; trace it with plain numbers."""
+
+
+class Stale(Exception):
+    """A guard of a trace's numbers failed: the rule would now take another branch."""
+
+
+_NUMBER_OPS = {
+    "add": (operator.add, "{a} + {b}"), "radd": (lambda a, b: b + a, "{b} + {a}"),
+    "sub": (operator.sub, "{a} - {b}"), "rsub": (lambda a, b: b - a, "{b} - {a}"),
+    "mul": (operator.mul, "{a} * {b}"), "rmul": (lambda a, b: b * a, "{b} * {a}"),
+    "div": (operator.truediv, "{a} / {b}"), "rdiv": (lambda a, b: b / a, "{b} / {a}"),
+    "pow": (operator.pow, "{a} ** {b}"), "rpow": (lambda a, b: b ** a, "{b} ** {a}"),
+    "floordiv": (operator.floordiv, "{a} // {b}"), "mod": (operator.mod, "{a} % {b}"),
+    "neg": (lambda a, b: -a, "-{a}"), "abs": (lambda a, b: abs(a), "abs({a})"),
+}
+_COMPARISONS = {"lt": (operator.lt, "<"), "le": (operator.le, "<="), "gt": (operator.gt, ">"),
+                "ge": (operator.ge, ">="), "eq": (operator.eq, "=="), "ne": (operator.ne, "!=")}
 
 
 class Number:
-    """A stand-in for a number field of the state (the step count t) while the rule is traced.
+    """A stand-in for a number while the rule is traced: the step count t, a learning rate.
 
-    Python arithmetic on it (``t = step + 1``, ``1 - β₁ ** t``, ``lr / bias1``) is recorded
-    as lines of a small function (:meth:`Tape.numbers`) that recomputes every number of the
-    trace from t, with the same operations in the same order, so the floats are the same.
-    So one trace serves every step: only that function runs per step. A branch on t, or a
-    ``float(t)``, raises :class:`Concretize`, and the rule is traced again with t a plain
-    int, once per step.
+    It carries its value, and its arithmetic (``t = step + 1``, ``1 - β₁ ** t``,
+    ``lr / bias1``) is recorded as lines of a small function (:meth:`Tape.numbers`) that
+    recomputes every number of the trace from t and the hyperparameters, with the same
+    operations in the same order, so the floats are the same. So one trace serves every step
+    and every learning rate of a schedule: only that function runs per step.
+
+    Where the rule looks at a value (``if weight_decay != 0``, ``bool(momentum)``,
+    ``float(t)``, or the tape's ``x·1 = x``), the answer is used and a *guard* is recorded:
+    the function raises :class:`Stale` when the answer would differ, and the rule is traced
+    again.
     """
 
-    __slots__ = ("tape", "name")
+    __slots__ = ("tape", "name", "value")
     __array_ufunc__ = None
 
-    def __init__(self, tape: Tape, name: str):
-        self.tape, self.name = tape, name
+    def __init__(self, tape: Tape, name: str, value):
+        self.tape, self.name, self.value = tape, name, value
 
-    def _op(self, template: str, other=None) -> Number:
-        return self.tape.number_op(template, self, other)
+    def _op(self, op: str, other=None) -> Number:
+        return self.tape.number_op(op, self, other)
 
-    def __add__(self, other): return self._op("{a} + {b}", other)
-    def __radd__(self, other): return self._op("{b} + {a}", other)
-    def __sub__(self, other): return self._op("{a} - {b}", other)
-    def __rsub__(self, other): return self._op("{b} - {a}", other)
-    def __mul__(self, other): return self._op("{a} * {b}", other)
-    def __rmul__(self, other): return self._op("{b} * {a}", other)
-    def __truediv__(self, other): return self._op("{a} / {b}", other)
-    def __rtruediv__(self, other): return self._op("{b} / {a}", other)
-    def __pow__(self, other): return self._op("{a} ** {b}", other)
-    def __rpow__(self, other): return self._op("{b} ** {a}", other)
-    def __neg__(self): return self._op("-{a}")
+    def __add__(self, other): return self._op("add", other)
+    def __radd__(self, other): return self._op("radd", other)
+    def __sub__(self, other): return self._op("sub", other)
+    def __rsub__(self, other): return self._op("rsub", other)
+    def __mul__(self, other): return self._op("mul", other)
+    def __rmul__(self, other): return self._op("rmul", other)
+    def __truediv__(self, other): return self._op("div", other)
+    def __rtruediv__(self, other): return self._op("rdiv", other)
+    def __pow__(self, other): return self._op("pow", other)
+    def __rpow__(self, other): return self._op("rpow", other)
+    def __floordiv__(self, other): return self._op("floordiv", other)
+    def __mod__(self, other): return self._op("mod", other)
+    def __neg__(self): return self._op("neg")
+    def __abs__(self): return self._op("abs")
     def __pos__(self): return self
 
-    def _refuse(self, *args, **kwargs):
-        raise Concretize("the rule uses the step count as a Python value")
+    def _compare(self, op: str, other):
+        return self.tape.number_compare(op, self, other)
 
-    __bool__ = __float__ = __int__ = __index__ = __abs__ = __round__ = _refuse
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _refuse
-    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __divmod__ = _refuse
-    __hash__ = object.__hash__
+    def __lt__(self, other): return self._compare("lt", other)
+    def __le__(self, other): return self._compare("le", other)
+    def __gt__(self, other): return self._compare("gt", other)
+    def __ge__(self, other): return self._compare("ge", other)
+    def __eq__(self, other): return self._compare("eq", other)
+    def __ne__(self, other): return self._compare("ne", other)
+
+    def __bool__(self):
+        return self.tape.guard(f"bool({self.name})", bool(self.value))
+
+    def __float__(self):
+        return float(self.tape.guard(self.name, self.value))
+
+    def __int__(self):
+        return int(self.tape.guard(self.name, self.value))
+
+    __index__ = __int__
+
+    def __hash__(self):
+        return hash(self.tape.guard(self.name, self.value))
+
+    def _refuse(self, *args, **kwargs):
+        raise Concretize("the rule uses a number in a way the tape does not record")
+
+    __round__ = __rfloordiv__ = __rmod__ = __divmod__ = __rdivmod__ = _refuse
 
 
 class Tape:
@@ -166,22 +212,46 @@ class Tape:
         self._lines: list[str] = []          # the arithmetic on Numbers, as Python
         self._literals: list[Any] = []       # the plain numbers it uses
 
-    def number(self, name: str) -> Number:
-        return Number(self, name)
+    def number(self, name: str, value) -> Number:
+        return Number(self, name, value)
 
-    def number_op(self, template: str, a: Number, b=None) -> Number:
+    def _literal(self, x) -> str | None:
+        """``x`` (a plain number) as a reference to the function's literals, or None."""
+        if x.__class__ in (int, float, bool) or (isinstance(x, numbers.Real)
+                                                 and not isinstance(x, torch.Tensor)):
+            self._literals.append(x if x.__class__ in (int, float, bool) else
+                                  int(x) if isinstance(x, numbers.Integral) else float(x))
+            return f"K[{len(self._literals) - 1}]"
+        return None
+
+    def number_op(self, op: str, a: Number, b=None) -> Number:
+        fn, template = _NUMBER_OPS[op]
         if b is None or b.__class__ is Number:
-            b_text = None if b is None else b.name
-        elif b.__class__ in (int, float) or (isinstance(b, numbers.Real)
-                                              and not isinstance(b, torch.Tensor)):
-            b_text = f"K[{len(self._literals)}]"
-            self._literals.append(b if b.__class__ in (int, float, bool) else
-                                  int(b) if isinstance(b, numbers.Integral) else float(b))
+            b_text, b_value = (None, None) if b is None else (b.name, b.value)
         else:
-            return NotImplemented
-        result = Number(self, f"x{len(self._lines)}")
+            b_text, b_value = self._literal(b), b
+            if b_text is None:
+                return NotImplemented
+        result = Number(self, f"x{len(self._lines)}", fn(a.value, b_value))
         self._lines.append(f"    {result.name} = " + template.format(a=a.name, b=b_text))
         return result
+
+    def number_compare(self, op: str, a: Number, b):
+        fn, symbol = _COMPARISONS[op]
+        if b.__class__ is Number:
+            b_text, b_value = b.name, b.value
+        else:
+            b_text, b_value = self._literal(b), b
+            if b_text is None:
+                return NotImplemented
+        return self.guard(f"({a.name} {symbol} {b_text})", fn(a.value, b_value))
+
+    def guard(self, expression: str, value):
+        """Record that ``expression`` evaluates to ``value`` now; return ``value``."""
+        literal = self._literal(value) if not isinstance(value, bool) else repr(value)
+        test = "is not" if isinstance(value, bool) else "!="
+        self._lines.append(f"    if {expression} {test} {literal}: raise Stale")
+        return value
 
     def numbers(self, inputs: Sequence[str], outputs: Sequence) -> Callable:
         """``fn(*inputs) -> (constants, outputs)``: every number of the trace, recomputed."""
@@ -196,7 +266,7 @@ class Tape:
         source = (f"def numbers({', '.join(inputs)}):\n{body}"
                   f"    return ({constants}{',' if self.constants else ''}), "
                   f"({results}{',' if outputs else ''})\n")
-        namespace = {"K": tuple(self._literals)}
+        namespace = {"K": tuple(self._literals), "Stale": Stale}
         exec(compile(source, "<descent.optim numbers>", "exec"), namespace)  # noqa: S102
         fn = namespace["numbers"]
         # what to show: the literals in place of K[i]
@@ -239,9 +309,11 @@ class Tape:
             c = y if y.__class__ is Number else float(y)
             if op == "sub":                             # x - c = x + (-c), exactly
                 op, c = "add", -c
-            if c.__class__ is float and ((c == 1.0 and op in ("mul", "div")) or (
-                    op == "add" and c == 0.0 and math.copysign(1.0, c) < 0)):
-                return Traced(self, a)                  # x·1 = x/1 = x + (-0) = x
+            if op in ("mul", "div") and c == 1.0:       # x·1 = x/1 = x (guarded for a Number)
+                return Traced(self, a)
+            if (c.__class__ is float and op == "add" and c == 0.0
+                    and math.copysign(1.0, c) < 0):
+                return Traced(self, a)                  # x + (-0) = x
             self.constants.append(c)
         return self._new((op, a, b))
 
@@ -252,16 +324,27 @@ class Trace:
     """One call of a rule on stand-ins: the tape's structure and how to get its numbers.
 
     ``structure`` is everything but the numbers; two traces with the same structure run the
-    same program. ``numbers(*numbers_in)`` returns ``(constants, new_numbers)``: the
-    operand numbers of the tape in order, and the new values of the state's number fields.
-    ``symbolic``: whether the numbers were traced as functions of the step count (so the
-    trace serves every step) or are the values of one step.
+    same program. :meth:`evaluate` returns ``(constants, new_numbers)`` for a step count and
+    the group's keywords: the operand numbers of the tape in order, and the new values of the
+    state's number fields; it raises :class:`Stale` when a guard fails. ``symbolic``: whether
+    the numbers were traced as functions of t and the float hyperparameters (so the trace
+    serves every step and learning rate) or are the values of one step.
     """
 
     structure: tuple
     numbers: Callable
     number_fields: tuple[int, ...]
+    hyper_names: tuple[str, ...]
     symbolic: bool
+
+    def evaluate(self, step: int, kwargs: dict[str, Any]) -> tuple[tuple, tuple]:
+        return self.numbers(*(step for _ in self.number_fields),
+                            *(kwargs[name] for name in self.hyper_names))
+
+
+def float_hyperparameters(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """The keywords that a symbolic trace takes as :class:`Number`: the Python floats."""
+    return tuple(name for name, value in kwargs.items() if value.__class__ is float)
 
 
 def trace(rule: Callable, fields: Sequence[str], kinds: Sequence[str], numbers_in: Sequence,
@@ -269,8 +352,9 @@ def trace(rule: Callable, fields: Sequence[str], kinds: Sequence[str], numbers_i
     """Trace ``rule`` for tensors whose state fields are of ``kinds``.
 
     ``kinds[i]`` is ``"tensor"`` (a tensor of θ's shape), ``"none"`` (absent) or ``"number"``
-    (the step count: the next of ``numbers_in``, or with ``symbolic`` a :class:`Number`). Raises
-    :class:`Untraceable` (:class:`Concretize` when only the symbolic step is the problem).
+    (the step count: the next of ``numbers_in``). With ``symbolic``, the step count and the
+    float keywords are :class:`Number` stand-ins. Raises :class:`Untraceable`
+    (:class:`Concretize` when only the symbolic numbers are the problem).
     """
     n_tensors = kinds.count("tensor")
     tape = Tape(2 + n_tensors)
@@ -282,9 +366,15 @@ def trace(rule: Callable, fields: Sequence[str], kinds: Sequence[str], numbers_i
             values.append(tape.leaf(1 + len(storage)))
         elif kind == "number":
             inputs.append(f"n{i}")
-            values.append(tape.number(f"n{i}") if symbolic else next(given))
+            value = next(given)
+            values.append(tape.number(f"n{i}", value) if symbolic else value)
         else:
             values.append(None)
+    hyper_names = float_hyperparameters(kwargs)
+    inputs += [f"h_{name}" for name in hyper_names]
+    if symbolic:
+        kwargs = {**kwargs, **{name: tape.number(f"h_{name}", kwargs[name])
+                               for name in hyper_names}}
     if maximize:
         grad = -grad                                   # as the reference loop: g ← -g first
     new_param, new_state = rule(theta, grad, State(*values), **kwargs)
@@ -311,7 +401,8 @@ def trace(rule: Callable, fields: Sequence[str], kinds: Sequence[str], numbers_i
         else:
             raise Untraceable(f"state field {fields[i]} of type {type(value).__name__}")
     structure = (tape.n_leaves, tuple(tape.nodes), tuple(outputs), tuple(new_fields))
-    return Trace(structure, tape.numbers(inputs, new_numbers), tuple(number_fields), symbolic)
+    return Trace(structure, tape.numbers(inputs, new_numbers), tuple(number_fields),
+                 hyper_names, symbolic)
 
 
 # -- fusions: one kernel for two or three operations, where it gives the same bits ----------
@@ -757,7 +848,8 @@ class Engine:
         return slot[0], constants
 
     def remember(self, key: tuple, found: Trace) -> None:
-        """Keep a trace for the next step (SGD's never changes; Adam's changes with t)."""
+        """Keep a trace for the next steps (a symbolic one serves them all; a concrete one,
+        only its own step: the oldest go)."""
         self.traces[key] = found
         if len(self.traces) > 16:
             self.traces.popitem(last=False)
