@@ -12,10 +12,10 @@ call the rule per tensor; it *traces* it once per param group
 (:mod:`descent.optim._program`):
 
 1. the rule is called with stand-ins for θ, g and the state, which record its elementwise
-   operations; its Python (the step count t, the bias corrections 1 - β₁ᵗ, the branches on
-   hyperparameters) runs as Python, with t symbolic, so the numbers become a small function
-   evaluated once per step: the bias corrections are hoisted out of every loop over
-   elements;
+   operations, and for t and the float hyperparameters, whose arithmetic (the bias
+   corrections 1 - β₁ᵗ, η/(1 - β₁ᵗ)) becomes a small function evaluated once per step: the
+   bias corrections are hoisted out of every loop over elements, and a learning-rate
+   schedule needs no new trace (a branch such as ``if weight_decay != 0`` is guarded);
 2. the recorded operations are planned in place: each result is written into θ or a state
    tensor as soon as its old value is dead (``m = β₁m + (1-β₁)g`` runs as ``m *= β₁``,
    ``m += (1-β₁)g``), else into scratch buffers kept from step to step; nothing is

@@ -7,11 +7,14 @@ operation and tensor. This module runs *the same function* without those costs, 
 steps:
 
 1. **Trace.** The rule is called once for a whole param group, with stand-ins
-   (:class:`Traced`) for θ, g and each state tensor. Arithmetic on a stand-in is recorded on
-   a :class:`Tape`; everything else in the rule (``t = step + 1``, the bias corrections
-   ``1 - β₁ᵗ``, the branches on hyperparameters) runs as the ordinary Python it is, once per
-   group and step, so its results enter the tape as numbers: they are hoisted out of every
-   loop over elements by construction.
+   (:class:`Traced`) for θ, g and each state tensor, and (:class:`Number`) for the step
+   count and the float hyperparameters. Arithmetic on the tensor stand-ins is recorded on a
+   :class:`Tape`; the rule's arithmetic on numbers (``t = step + 1``, the bias corrections
+   ``1 - β₁ᵗ``, ``lr / bias1``) becomes a small Python function that recomputes them once per
+   step: hoisted out of every loop over elements by construction. Where the rule branches on
+   a number (``if weight_decay != 0``), the branch taken is guarded, and the rule is traced
+   again when a guard fails. So one trace serves every step and every learning rate of a
+   schedule.
 2. **Plan.** :func:`plan` turns the tape into a short program that writes each result into
    memory that is free at that point: into θ and the state tensors themselves once their old
    values are no longer needed, so ``m = β₁ m + (1 - β₁) g`` runs as ``m *= β₁`` and
