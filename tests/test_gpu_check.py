@@ -99,8 +99,8 @@ def test_the_grading_hook_calls_the_module_when_it_exists(tmp_path, monkeypatch)
 
 
 def test_the_library_import_check_catches_a_notebook_import(tmp_path, monkeypatch):
+    """(That the real library passes this check is in the dry run above.)"""
     gpu_check = load_gpu_check()
-    assert gpu_check.check_imports()["ok"]
     fake = tmp_path / "descent"
     fake.mkdir()
     (fake / "__init__.py").write_text("import nbformat\n")
