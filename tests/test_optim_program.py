@@ -104,7 +104,8 @@ def test_the_gpu_form_of_the_program_is_the_rule_bit_for_bit(spec, fusions):
     columns = [[t.clone() for t in column] for column in zip(*tensors, strict=True)]
     new = [[torch.empty_like(t) for t in thetas] for _ in program.new_fields]
     with torch.no_grad():
-        run(thetas, grads, *columns, *new, (), constants, torch.ones((), dtype=torch.float64))
+        run(thetas, grads, *columns, *new, (), constants, torch.ones((), dtype=torch.float64),
+            torch.full((), -0.0, dtype=torch.float64))
     for i, (theta, grad, state) in enumerate(zip(params, grads, states, strict=True)):
         expected, expected_state = type(opt).rule(theta.detach(), -grad if maximize else grad,
                                                   state, **opt.rule_kwargs(group))
@@ -338,3 +339,20 @@ def test_changes_between_steps_are_seen_as_the_reference_loop_sees_them():
         results.append([p.detach().clone() for p in params])
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_fusion_check_rejects_a_kernel_with_other_bits(monkeypatch):
+    """A fused kernel is used only where it gives the unfused bits; a kernel that
+    reassociates (s·b)/c into s·(b/c), or adds +0 (losing a -0), must fail the check."""
+    cpu = torch.device("cpu")
+    for dtype in (torch.float32, torch.float64):
+        for multi in (False, True):
+            assert _program._fusion_is_exact("quotient", cpu, dtype, multi)
+            assert _program._fusion_is_exact("product", cpu, dtype, multi)
+    real_addcdiv, real_addcmul = torch.addcdiv, torch.addcmul
+    monkeypatch.setattr(torch, "addcdiv", lambda a, b, c, *, value: a + value * (b / c))
+    assert not _program._fusion_is_exact("quotient", cpu, torch.float64, False)
+    monkeypatch.setattr(torch, "addcdiv", real_addcdiv)
+    monkeypatch.setattr(torch, "addcmul",
+                        lambda a, b, c, *, value: real_addcmul(a.abs(), b, c, value=value))
+    assert not _program._fusion_is_exact("product", cpu, torch.float32, False)

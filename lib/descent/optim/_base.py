@@ -346,7 +346,7 @@ class RuleOptimizer(Optimizer):
                 return False
             constants, new_numbers = plan.trace.evaluate(step, kwargs)
         found, program = plan.trace, plan.program
-        values = (*engine.scalars(constants, dtype), engine.one(dtype, device))
+        values = (*engine.scalars(constants, dtype), *engine.constants_of(dtype, device))
         new = [[torch.empty_like(p, memory_format=torch.preserve_format) for p in params]
                for _ in program.new_fields]
         done = 0

@@ -30,8 +30,8 @@ Exactness. Each operation of the program is the operation the rule wrote, on the
 operands, in the same order, in the same precision; only *where* the result is written
 changes. So a step gives the numbers of calling the rule, bit for bit. The rewrites made are
 identities of IEEE arithmetic: ``x·1``, ``x/1`` and ``x - 0`` are ``x``; ``x - c`` is
-``x + (-c)``; and ``a ± (s·b)/c`` and ``a ± s·b`` run as one ``addcdiv``
-(three or two operations in one pass over memory) where that kernel is checked,
+``x + (-c)``; and ``a ± (s·b)/c``, ``a ± s·b`` and ``(s·b)·c`` run as one ``addcdiv`` or
+``addcmul`` (three or two operations in one pass over memory) where that kernel is checked,
 once per device, dtype and path, to give the same bits as the operations it replaces
 (:data:`FUSIONS`, :func:`exact_fusions`).
 
@@ -417,15 +417,20 @@ class Slot(NamedTuple):
 
 
 ONE = "one"      # the divisor 1 of a fused scaled addition (a 0-d tensor of ones)
+NEG_ZERO = "nz"  # the -0 added in a fused product (a 0-d tensor; x + (-0) = x exactly)
 
 # torch's ``addcdiv(a, b, c, value=s)`` computes ``a + (s·b)/c`` on the CPU with a rounding
 # after each operation, which is what a rule's ``a + (s * b) / c`` computes. So it can run
 # two or three recorded operations in one pass over memory, bit for bit, in two shapes.
-# (A third, ``x/s + e`` as ``addcdiv(e, x, s, value=1)``, is exact too but measured 4.6×
-# slower than the two operations: with two broadcast operands torch's CPU loop is scalar.)
+# And ``addcmul(a, b, c, value=s)`` computes ``a + (s·b)·c``; with ``a = -0`` the sum is exact
+# whether or not the kernel contracts it into a fused multiply-add: a double product in one
+# pass. (``x/s + e`` as ``addcdiv(e, x, s, value=1)`` is exact too but measured 4.6× slower
+# than the two operations: with two broadcast operands torch's CPU loop is scalar.)
 FUSIONS = {
     "quotient": "a ± (s·b)/c  →  addcdiv(a, b, c, value=±s)",
     "scaled": "a ± s·b  →  addcdiv(a, b, 1, value=±s)      (division by 1 is exact)",
+    "product": "(s·b)·c  →  addcmul(-0, b, c, value=s)     (adding -0 is exact, contracted"
+               " into a multiply-add or not)",
 }
 _EXACT: dict[tuple, frozenset] = {}
 
@@ -449,27 +454,37 @@ def exact_fusions(device: torch.device, dtype: torch.dtype, multi_tensor: bool) 
 
 
 def _fusion_is_exact(name: str, device, dtype, multi_tensor: bool) -> bool:
-    if multi_tensor and name == "scaled" and device.type != "cpu":
+    if multi_tensor and name in ("scaled", "product") and device.type != "cpu":
         return False
     g = torch.Generator().manual_seed(0)
-    a, b, c = (torch.randn(4099, generator=g, dtype=dtype).to(device) for _ in range(3))
-    c = c.abs() + 0.5
+    a, b, c = (torch.randn(4099, generator=g, dtype=dtype) for _ in range(3))
+    specials = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 0.5, -2.0], dtype=dtype)
+    for x, shift in ((a, 0), (b, 3), (c, 5)):           # zeros, tiny and huge values meet
+        x[:8] = specials.roll(shift)
+    a, b = a.to(device), b.to(device)
+    c = (c.abs() + 0.5).to(device) if name == "quotient" else c.to(device)
     one = torch.ones((), dtype=dtype, device=device)
+    negative_zero = torch.full((), -0.0, dtype=dtype, device=device)
+    as_bits = torch.int32 if dtype == torch.float32 else torch.int64
     try:
         for s in (1e-3 / (1 - 0.9), 0.37, 3.0, 1 / 3):
             for sign in (1, -1):
                 if name == "quotient":
                     expected = a + (s * b) / c if sign > 0 else a - (s * b) / c
-                    args = (a, b, c)
-                else:
+                    args, kernel = (a, b, c), "addcdiv"
+                elif name == "scaled":
                     expected = a + s * b if sign > 0 else a - s * b
-                    args = (a, b, one)
+                    args, kernel = (a, b, one), "addcdiv"
+                else:
+                    expected = (sign * s * b) * c
+                    args, kernel = (negative_zero, b, c), "addcmul"
                 value = sign * s
                 if multi_tensor:
-                    got = torch._foreach_addcdiv([args[0]], [args[1]], [args[2]], value)[0]
+                    got = getattr(torch, f"_foreach_{kernel}")(
+                        [args[0].expand_as(b)], [args[1]], [args[2].expand_as(b)], value)[0]
                 else:
-                    got = torch.addcdiv(*args, value=value)
-                if not torch.equal(got, expected):
+                    got = getattr(torch, kernel)(*args, value=value)
+                if not torch.equal(got.view(as_bits), expected.view(as_bits)):   # bits
                     return False
     except RuntimeError:              # e.g. a 0-d CPU tensor the device's kernel refuses
         return False
@@ -483,10 +498,10 @@ class Instruction(NamedTuple):
 
 
 def _fuse(n_leaves: int, nodes: list[list], outputs, fusions: frozenset) -> None:
-    """Rewrite the nodes that :data:`FUSIONS` allows into ``addcdiv`` nodes, in place.
+    """Rewrite the nodes that :data:`FUSIONS` allows into ``addcdiv``/``addcmul`` nodes.
 
-    An ``addcdiv`` node is ``["addcdiv", a, b, c, value]``; the product and quotient it
-    replaces must have no other use, and become ``["dead"]``.
+    Such a node is ``[kernel, a, b, c, value]``; the product and quotient it replaces must
+    have no other use, and become ``["dead"]``.
     """
     uses: dict[int, int] = {}
     for node in nodes:
@@ -505,6 +520,16 @@ def _fuse(n_leaves: int, nodes: list[list], outputs, fusions: frozenset) -> None
 
     for node in nodes:
         op = node[0]
+        if op == "mul" and "product" in fusions and isinstance(node[1], int) \
+                and isinstance(node[2], int):
+            for q, c in ((node[1], node[2]), (node[2], node[1])):   # (s·b)·c or c·(s·b)
+                product = only_use(q, "mul")
+                if product is not None and isinstance(product[1], int) \
+                        and isinstance(product[2], Slot):
+                    node[:] = ["addcmul", NEG_ZERO, product[1], c, product[2]]
+                    product[:] = ["dead"]
+                    break
+            continue
         if op not in ("add", "sub") or not (isinstance(node[1], int) and isinstance(node[2], int)):
             continue
         for a, q in ((node[1], node[2]), (node[2], node[1])) if op == "add" else \
@@ -622,6 +647,8 @@ def _scalar(arg, tensor: bool) -> str:
 def _addcdiv_operand(x) -> str:
     if x == ONE:
         return "one"
+    if x == NEG_ZERO:
+        return "nz"
     if isinstance(x, Slot):
         return f"f[{x.index}]" if x.sign > 0 else f"-f[{x.index}]"
     return x
@@ -634,19 +661,19 @@ def _per_tensor_source(instructions, n_state, n_new, n_scratch) -> str:
     0-d tensor of ones (the divisor of a fused scaled addition).
     """
     params = ["p", "g", *(f"s{j}" for j in range(n_state)), *(f"n{j}" for j in range(n_new)),
-              *(f"a{k}" for k in range(n_scratch)), "c", "f", "one"]
+              *(f"a{k}" for k in range(n_scratch)), "c", "f", "one", "nz"]
     lines = [f"def run({', '.join(params)}):"]
     for op, out, args in instructions:
         if op == "copy":
             lines.append(f"    {out}.copy_({args[0]})")
-        elif op == "addcdiv":
+        elif op in ("addcdiv", "addcmul"):
             a, b, c = (_scalar(x, True) if isinstance(x, Slot) else _addcdiv_operand(x)
                        for x in args[:3])
             value = _addcdiv_operand(args[3])
             if out == a:
-                lines.append(f"    {a}.addcdiv_({b}, {c}, value={value})")
+                lines.append(f"    {a}.{op}_({b}, {c}, value={value})")
             else:
-                lines.append(f"    torch.addcdiv({a}, {b}, {c}, value={value}, out={out})")
+                lines.append(f"    torch.{op}({a}, {b}, {c}, value={value}, out={out})")
         elif op in _UNARY:
             (a,) = args
             lines.append(f"    {a}.{op}_()" if out == a else f"    torch.{op}({a}, out={out})")
@@ -668,10 +695,12 @@ def _foreach_source(instructions, n_state, n_new, scalar_tensors: bool) -> str:
     ``scalar_tensors``: constants as 0-d tensors ``c[k]`` (faster on the CPU) or floats.
     """
     params = ["p", "g", *(f"s{j}" for j in range(n_state)), *(f"n{j}" for j in range(n_new)),
-              "c", "f", "one"]
+              "c", "f", "one", "nz"]
     lines = [f"def run({', '.join(params)}):"]
     if any(op == "addcdiv" and args[2] == ONE for op, _, args in instructions):
         lines.append("    ones = [one] * len(p)")
+    if any(op == "addcmul" for op, _, _ in instructions):
+        lines.append("    nzs = [nz] * len(p)")
     tensor_overload = {"add", "mul", "div"}          # _foreach_<op>_.Tensor exists
 
     def scalar(x, op):
@@ -681,6 +710,12 @@ def _foreach_source(instructions, n_state, n_new, scalar_tensors: bool) -> str:
         fresh = out.startswith("a")                 # a scratch list may be a new list
         if op == "copy":
             lines.append(f"    torch._foreach_copy_({out}, {args[0]})")
+            continue
+        if op == "addcmul":                         # a fused product: always a new list
+            _, b, c, value = args
+            call = f"torch._foreach_addcmul(nzs, {b}, {c}, {_addcdiv_operand(value)})"
+            lines.append(f"    {out} = {call}" if fresh else
+                         f"    torch._foreach_copy_({out}, {call})")
             continue
         if op == "addcdiv":
             a, b, c, value = args
@@ -814,7 +849,7 @@ class Engine:
         self.fused_failed = False            # fused=True could not compile: default path
         self._scalars: dict[tuple, list] = {}
         self._number: list | None = None
-        self._ones: dict[tuple, torch.Tensor] = {}
+        self._ones: dict[tuple, tuple] = {}
 
     # scratch: one flat buffer per dtype and device, views per shape
     def scratch_views(self, param: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
@@ -857,11 +892,13 @@ class Engine:
         if len(self.traces) > 16:
             self.traces.popitem(last=False)
 
-    def one(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    def constants_of(self, dtype: torch.dtype, device: torch.device) -> tuple:
+        """The 0-d tensors ``one`` and ``nz`` (-0) that fused kernels take as operands."""
         key = (dtype, device)
         found = self._ones.get(key)
         if found is None:
-            found = self._ones[key] = torch.ones((), dtype=dtype, device=device)
+            found = self._ones[key] = (torch.ones((), dtype=dtype, device=device),
+                                       torch.full((), -0.0, dtype=dtype, device=device))
         return found
 
     def number(self, value) -> torch.Tensor:
