@@ -44,7 +44,7 @@ from descent.optim import _fused, _program
 
 
 class RuleOptimizer(Optimizer):
-    """Base class: a ``torch.optim.Optimizer`` whose ``step`` calls a pure rule per tensor.
+    """Base class: a ``torch.optim.Optimizer`` whose ``step`` runs a pure rule.
 
     Subclasses set:
 
@@ -349,18 +349,16 @@ class RuleOptimizer(Optimizer):
         values = (*engine.scalars(constants, dtype), *engine.constants_of(dtype, device))
         new = [[torch.empty_like(p, memory_format=torch.preserve_format) for p in params]
                for _ in program.new_fields]
-        done = 0
         if group["fused"] and not new and not engine.fused_failed:
             done = self._run_fused(engine, found, constants, dtype, device, params, grads,
-                                   columns)
-            if done < len(params):                      # what compilation left undone
-                params, grads = params[done:], grads[done:]
-                columns = [column[done:] for column in columns]
-        if done == len(params):
-            pass
-        elif plan.run is not None:
+                                   columns)           # all, unless compilation failed
+            params, grads = params[done:], grads[done:]
+            columns = [column[done:] for column in columns]
+        if not params:
+            pass                                 # fused=True did it all
+        elif plan.run is not None:               # together, through torch._foreach_*
             plan.run(params, grads, *columns, *new, *values)
-        else:                                # one by one; also where foreach has no kernel
+        else:                                    # one by one
             run, n_scratch, scratch = program.per_tensor, program.n_scratch, engine.scratch_views
             for row in zip(params, grads, *columns, *new):
                 run(*row, *scratch(row[0], n_scratch), *values)
