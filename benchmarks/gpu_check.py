@@ -135,6 +135,10 @@ def bench(device_name: str, sizes: list[int], names, rounds: int, n_tensors: int
 
     device = torch.device(device_name)
     timer = cuda_timer if device.type == "cuda" else cpu_timer
+    if device.type == "cpu":
+        # one thread: compiled kernels bring their own OpenMP pool, which stalls torch's
+        # (measured: torch's fused step 100x slower next to them at two threads)
+        torch.set_num_threads(1)
     rows, copies = [], {}
     for n_params in sizes:
         shapes = [(n_params // n_tensors,)] * n_tensors
