@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint env clean
+.PHONY: book test lint env clean bench gpu-check
 
 env: $(STAMP)
 
@@ -30,6 +30,21 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+## make bench: descent.optim against torch.optim on this CPU (three model sizes, one thread;
+## every path at 10M parameters), round-robin in one process; rewrites the "## Optimizer
+## step" section of benchmarks/RESULTS.md. Run it on a quiet machine.
+bench: $(STAMP)
+	$(PY) benchmarks/bench_optim.py
+
+## make gpu-check: on a machine with CUDA and python3 with torch, numpy, matplotlib,
+## scikit-learn and pytest (not the pins): CUDA tests, the optimizer step on CUDA, every
+## chapter at its GPU settings, grading -> artifacts/gpu-check.md (RESULTS.md sections).
+## DEVICE=cpu QUICK=1: a dry run of every step on the CPU at tiny sizes.
+GPU_PYTHON ?= $(if $(and $(filter cpu,$(DEVICE)),$(wildcard $(PY))),$(PY),python3)
+gpu-check:
+	PYTHONPATH=lib $(GPU_PYTHON) benchmarks/gpu_check.py --device $(or $(DEVICE),cuda) \
+		$(if $(QUICK),--quick) --out artifacts/gpu-check.md
 
 clean:
 	rm -rf _build dist .pytest_cache .ruff_cache

@@ -101,3 +101,24 @@ def test_write_section_replaces_its_own_section_and_keeps_the_others(tmp_path):
     assert read_section(path, "## B") == "kept | 1"
     assert read_section(path, "## C") == "appended"
     assert path.read_text().count("## A") == 1
+
+
+def test_interleaved_times_calls_each_path_once_per_round_in_a_shuffled_order():
+    from descent.bench import interleaved_times
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    clock = iter(range(1000))
+    times = interleaved_times(steps, rounds=6, warmup=2, seed=1,
+                              timer=lambda fn: (fn(), next(clock))[1])
+    assert calls[:6] == ["a", "a", "b", "b", "c", "c"]            # the warm-up, in order
+    rounds = [calls[6 + 3 * i: 9 + 3 * i] for i in range(6)]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)      # one of each per round
+    assert len({tuple(r) for r in rounds}) > 1                    # not always the same order
+    assert {k: len(v) for k, v in times.items()} == {"a": 6, "b": 6, "c": 6}
+
+
+def test_paired_ratio_is_the_median_of_the_ratios_within_a_round():
+    from descent.bench import paired_ratio
+    assert paired_ratio([2.0, 3.0, 100.0], [1.0, 3.0, 10.0]) == 2.0
+    with pytest.raises(ValueError):
+        paired_ratio([1.0], [1.0, 2.0])

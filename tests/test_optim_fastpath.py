@@ -1,4 +1,4 @@
-"""``fused=True``: the same rule compiled by ``torch.compile`` gives the default path's numbers.
+"""``fused=True``: the traced rule compiled by ``torch.compile`` gives the default path's numbers.
 
 Compilation dominates the time here (a few seconds per variant on 2 cores), so the problems
 are tiny and every test shares the same two-group layout (one compiled graph per rule and
@@ -12,7 +12,7 @@ import warnings
 import pytest
 import torch
 
-import descent.optim._base as base
+import descent.optim._fused as fused_module
 from descent.optim import SGD, Adam, AdamW
 
 STEPS = 25
@@ -117,7 +117,8 @@ def test_falls_back_with_a_warning_when_compilation_fails(monkeypatch):
             raise RuntimeError("no C++ compiler found")
         return fail
 
-    monkeypatch.setattr(base, "compiled_rule", no_compiler)
+    monkeypatch.setattr(fused_module, "compiled_program", no_compiler)
+    monkeypatch.setattr(fused_module, "compiled_rule", no_compiler)
     cls, kwargs, group2 = CASES[0]
     expected, _ = run(cls, kwargs, group2, fused=False, steps=5)
     with pytest.warns(RuntimeWarning, match=r"SGD\(fused=True\): torch.compile could not "

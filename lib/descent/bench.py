@@ -10,16 +10,23 @@ the section does not exist yet (the benchmark has not been run on this checkout)
 - :func:`read_section` — the text of one section (to quote its notes and machine line);
 - :func:`read_table` — the first Markdown table of one section, as ``[{column: cell}]``;
 - :func:`as_number` — a cell such as ``"2.36"`` or ``"1.05×"`` as a float;
-- :func:`write_section` — what the benchmark scripts use to replace their own section.
+- :func:`write_section` — what the benchmark scripts use to replace their own section;
+- :func:`interleaved_times`, :func:`paired_ratio`, :func:`cpu_timer`, :func:`cuda_timer` —
+  how the step benchmarks time paths against each other on a shared machine.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["find_results", "read_section", "read_table", "as_number", "write_section"]
+__all__ = ["find_results", "read_section", "read_table", "as_number", "write_section",
+           "interleaved_times", "paired_ratio", "cpu_timer", "cuda_timer"]
 
 
 def find_results(start: str | os.PathLike | None = None,
@@ -97,3 +104,48 @@ def write_section(path: str | os.PathLike, block: str) -> None:
     else:
         new = old.rstrip("\n") + "\n\n" + block
     path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+
+
+# -- timing paths against each other -------------------------------------------------------------
+def cpu_timer(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes, by the wall clock."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def cuda_timer(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes on the current CUDA stream, from CUDA events."""
+    import torch
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
+def interleaved_times(steps: dict[str, Callable[[], object]], *, rounds: int, warmup: int = 3,
+                      seed: int = 0, timer: Callable = cpu_timer) -> dict[str, list[float]]:
+    """Seconds of ``rounds`` calls of each ``steps[name]()``, one of each per round.
+
+    Within a round the order is shuffled (seeded): a change in the machine's load then hits
+    every path alike, and no path always runs right after the same other one (whose
+    leftovers in the caches would favour or penalise it).
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    rng = random.Random(seed)
+    names = list(steps)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        rng.shuffle(names)
+        for name in names:
+            times[name].append(timer(steps[name]))
+    return times
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """The median over rounds of ``numerator[i] / denominator[i]`` (times from one round)."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))

@@ -78,6 +78,7 @@ class LAMB(RuleOptimizer):
 
     rule = staticmethod(lamb_update)
     State = LAMBState
+    traced = False    # trust ratio: norms of whole tensors (reductions)
     torch_keys = {"m": "exp_avg", "v": "exp_avg_sq"}
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),

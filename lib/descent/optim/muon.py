@@ -101,6 +101,7 @@ class Muon(RuleOptimizer):
 
     rule = staticmethod(muon_update)
     State = MuonState
+    traced = False    # Newton–Schulz: matrix products
     torch_keys = {"b": "momentum_buffer"}
     hyperparameters = ("lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps",
                        "ns_steps", "adjust_lr_fn")

@@ -90,6 +90,7 @@ class NAdam(RuleOptimizer):
 
     rule = staticmethod(nadam_update)
     State = NAdamState
+    traced = False    # Π_t: a 0-d tensor state, read as a float
     torch_keys = {"m": "exp_avg", "v": "exp_avg_sq"}
 
     def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),

@@ -65,10 +65,10 @@ def rmsprop_update(param, grad, state: RMSpropState, *, lr: float = 1e-2, alpha:
     b = state.b
     if momentum > 0:
         b = momentum * (xp.zeros_like(param) if b is None else b) + grad / denom   # momentum
-        direction = b
+        new_param = param - lr * b                           # θ_t = θ_{t-1} - η b_t
     else:
-        direction = grad / denom                             # scaled gradient
-    return param - lr * direction, RMSpropState(t, v, g_bar, b)   # θ_t = θ_{t-1} - η b_t
+        new_param = param - lr * grad / denom                # θ_t = θ_{t-1} - η g_t/(√v_t + ε)
+    return new_param, RMSpropState(t, v, g_bar, b)
 
 
 class RMSprop(RuleOptimizer):
