@@ -23,7 +23,7 @@ as a plain kernel would run it): the attack is real, and the confinement is what
 
 ``{course}``, ``{repo}``, ``{socket}``, ``{abstract}``, ``{port}`` and ``{marker}`` in a case's
 code are this run's paths, listeners and marker. Two correct students grade beside them.
-The class is graded twice (a regrade changes nothing), the good students get every point,
+Seven students are graded again (a regrade changes nothing), the good students get every point,
 no listener is reached, no process or file of a student outlives the run, and nothing of
 the grader's environment appears in any result.
 """
@@ -54,6 +54,9 @@ GOOD = ("good-1", "good-2")
 # Small limits keep the looping and memory-hungry cases short.
 LIMITS = Limits(notebook_seconds=120, cell_seconds=15, memory_mb=1024)
 SECRET = f"descent-secret-{uuid.uuid4().hex}"          # in the grader's environment only
+# Regraded to show a regrade changes nothing: a spread of statuses, not the whole class.
+REGRADED = ["good-1", "always-equal", "deleted-test-cell", "missing-notebook", "os-exit",
+            "patched-checks", "sockets"]
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,7 @@ def graded(tmp_path_factory):
                             report=False)
         after_first = _fingerprint(course)
         again = grade_class(course, ASSIGNMENT, workers=2, limits=LIMITS, progress=False,
-                            report=False)
+                            report=False, students=REGRADED)
     finally:
         os.environ.pop("DESCENT_TEST_SECRET", None)
     host = {"reached": listeners.reached(), "alive": _alive_with(listeners.marker),
@@ -267,7 +270,8 @@ def test_the_good_students_get_every_point_beside_the_bad_ones(graded):
 
 def test_grading_again_gives_identical_results(graded):
     _, first, again, _, _, _ = graded
-    assert _comparable(first) == _comparable(again)
+    assert set(again) == set(REGRADED)
+    assert _comparable({s: first[s] for s in REGRADED}) == _comparable(again)
 
 
 def test_results_and_stored_notebooks_are_bounded(graded):
