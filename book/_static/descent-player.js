@@ -42,14 +42,16 @@
   }
 
   function sci(log10) {
-    // 10^log10 written as 3.2 × 10⁻⁵ (or plainly when it is not tiny)
-    if (log10 === null || log10 === undefined) return "diverged";
+    // 10^log10, which the data round to 0.1 decade (±12%): one digit, "≈ 3 × 10⁻⁵"
+    if (log10 === null || log10 === undefined) return "off the scale (diverged)";
     if (log10 <= -12) return "below 10⁻¹²";
     const value = Math.pow(10, log10);
-    if (log10 > -3) return fmt(value, 3);
-    const e = Math.floor(log10);
+    if (log10 > -3) return "≈ " + fmt(value, 1);
+    let e = Math.floor(log10);
+    let mantissa = Math.round(value / Math.pow(10, e));
+    if (mantissa === 10) { mantissa = 1; e += 1; }
     const sup = String(e).replace(/-/g, "⁻").replace(/\d/g, d => "⁰¹²³⁴⁵⁶⁷⁸⁹"[d]);
-    return fmt(value / Math.pow(10, e), 2) + " × 10" + sup;
+    return "≈ " + mantissa + " × 10" + sup;
   }
 
   // Play/Pause and the iteration slider, shared by both kinds. draw(t) redraws at step t.
@@ -150,7 +152,7 @@
         const rho = data.rates[k];
         text += ": rate ρ = " + fmt(rho, 4) + (rho < 1 ? " (converges)" : " (diverges)");
       }
-      text += ". At t = " + t + ", ‖θₜ − θ*‖ = " + sci(data.logerr[k][t]) + ".";
+      text += ". At t = " + t + ", ‖θₜ − θ*‖ " + sci(data.logerr[k][t]) + ".";
       readout.textContent = text;
     }
     const clock = timeline(root, data.steps, drawStep);

@@ -22,13 +22,19 @@ __all__ = ["plot_constrained"]
 
 def plot_constrained(landscape: Landscape, region, trajectories: Mapping[str, np.ndarray], *,
                      ax: Axes | None = None, label: str = "feasible set $C$",
-                     legend: bool = True) -> Axes:
+                     view=None, legend: bool = True) -> Axes:
     """The contour of ``landscape``, the set ``region`` shaded, and ``trajectories`` on top.
 
     ``region`` is any set of :mod:`descent.convex` (it has ``outline()``, the boundary of a
-    2-D set as a polygon, or a segment for the simplex). Returns the Axes.
+    2-D set as a polygon, or a segment for the simplex). ``view`` ((x0, x1), (y0, y1)) zooms
+    in on part of ``landscape.bounds`` (the contour levels stay those of the whole box).
+    Returns the Axes.
     """
     ax = plot_trajectories(landscape, trajectories, ax=ax, legend=False)
+    if view is not None:
+        (x0, x1), (y0, y1) = view
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
     outline = np.asarray(region.outline(), dtype=float)
     if len(outline) > 2:
         ax.fill(outline[:, 0], outline[:, 1], color="tab:gray", alpha=0.18, zorder=2,

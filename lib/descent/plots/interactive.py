@@ -246,9 +246,9 @@ def momentum_player(landscape: Landscape, x0, lrs: Sequence[float], momenta: Seq
         f'<line x1="0" x2="{e_frame.width:.0f}" y1="{y:.1f}" y2="{y:.1f}"/>'
         for y in e_frame.px([[0, d] for d in range(-12, 1, 3)])[:, 1])
     ticks = "".join(
-        f'<text x="4" y="{y - 3:.1f}">10{_superscript(d)}</text>'
+        f'<text x="4" y="{y + 14:.1f}">10{_superscript(d)}</text>'
         for d, y in zip(range(-12, 1, 3), e_frame.px([[0, d] for d in range(-12, 1, 3)])[:, 1])
-        if d > -12)
+        if d > -12)                                            # under each line
     errors = np.array([[t, v] for t, v in enumerate(logerr[k0]) if v is not None])
     sliders = "".join(
         f'<div class="dp-row"><label class="dp-slider">{name} '
