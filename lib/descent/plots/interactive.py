@@ -103,11 +103,11 @@ class _Frame:
                 "size": [round(self.width, 1), round(self.height, 1)]}
 
 
-def _d(points_px: np.ndarray) -> str:
-    """An SVG path through points (already in SVG units)."""
+def _d(points_px: np.ndarray, decimals: int = 1) -> str:
+    """An SVG path through points (already in SVG units), rounded to ``decimals``."""
     if len(points_px) == 0:
         return ""
-    parts = [f"{x:.1f} {y:.1f}" for x, y in points_px]
+    parts = [f"{x:.{decimals}f} {y:.{decimals}f}" for x, y in points_px]
     return "M" + " L".join(parts)
 
 
@@ -139,7 +139,8 @@ def _contours(landscape: Landscape, frame: _Frame, levels, resolution: int) -> s
         color = mpl.colors.to_hex(colormap(norm(level)))
         for line in generator.lines(level):
             if len(line) > 1:
-                paths.append(f'<path d="{_d(_thin(frame.px(line)))}" stroke="{color}"/>')
+                points = _thin(frame.px(line))          # whole units: 1 px at 688 px
+                paths.append(f'<path d="{_d(points, 0)}" stroke="{color}"/>')
     return '<g class="dp-contours" fill="none" stroke-width="1">' + "".join(paths) + "</g>"
 
 
