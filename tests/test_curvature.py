@@ -11,6 +11,9 @@ from torch.func import functional_call, hessian
 from descent import models
 from descent.curvature import hessian_vector_product, top_hessian_eigenvalue
 
+# torch.func.hessian, which gives the exact Hessian here, warns about torch internals
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
 
 def _mlp_problem(seed=0):
     torch.manual_seed(seed)
