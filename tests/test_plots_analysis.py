@@ -70,3 +70,13 @@ def test_mark_points_uses_one_style_per_kind_and_counts_points():
     labels = [c.get_label() for c in ax.collections]
     assert labels == ["minimum (2)", "saddle (1)", "other (1)"]
     np.testing.assert_allclose(ax.collections[0].get_offsets(), [[0, 0], [1, 1]])
+
+
+def test_mark_points_without_counts_and_spare_colours_apart_from_lines():
+    ax = plot_series({"a": [1.0, 2.0, 3.0], "b": [3.0, 2.0, 1.0]})
+    mark_points({"trials": [[0, 1.5]], "more trials": [[1, 2.5]]}, ax=ax, count=False)
+    labels = [c.get_label() for c in ax.collections]
+    assert labels == ["trials", "more trials"]
+    line_colours = {matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()}
+    marker_colours = {matplotlib.colors.to_hex(c.get_facecolor()[0]) for c in ax.collections}
+    assert not line_colours & marker_colours

@@ -35,7 +35,7 @@ from descent._checks import check_int, check_positive, check_real
 
 __all__ = [
     "Landscape", "quadratic_bowl", "rosenbrock", "beale", "himmelblau", "saddle",
-    "rastrigin", "ravine", "trajectory", "classify_critical_point",
+    "rastrigin", "ravine", "nesterov_chain", "trajectory", "classify_critical_point",
 ]
 
 
@@ -352,6 +352,82 @@ def ravine(steepness: float = 20.0, slope: float = 0.2) -> Landscape:
 
     return Landscape("ravine", 2, value, grad, hessian, minima=np.zeros((1, 2)),
                      bounds=((-10.0, 10.0), (-1.5, 1.5)), L=max(s, eps), mu=0.0)
+
+
+# -- the worst case for first-order methods ---------------------------------------------------
+
+def nesterov_chain(dim: int, kappa: float = 100.0, *, L: float = 1.0) -> Landscape:
+    """Nesterov's worst-case quadratic: no first-order method beats rate (√κ−1)/(√κ+1) on it.
+
+    .. math::
+
+        f(x) = \\frac{L-\\mu}{8}\\Bigl(x_1^2 + \\sum_{i=1}^{n-1}(x_i - x_{i+1})^2 + x_n^2
+               - 2x_1\\Bigr) + \\frac{\\mu}{2}\\lVert x\\rVert^2
+
+    (Nesterov 2004, section 2.1.4, cut to :math:`n` coordinates). Its Hessian
+    :math:`\\tfrac{L-\\mu}{4}A + \\mu I`, with :math:`A` tridiagonal (2 on the diagonal, −1
+    beside it), has eigenvalues strictly between :math:`\\mu = L/\\kappa` and :math:`L`, so
+    ``L`` and ``mu`` are valid bounds. The gradient at a point whose coordinates after the
+    :math:`k`-th are zero has its coordinates after the :math:`(k+1)`-th zero: a method that
+    starts at 0 and moves along (coordinate-wise functions of) the gradients it has seen has
+    touched at most :math:`t` coordinates after :math:`t` steps. The minimizer solves the
+    recurrence :math:`x_{i+1} - 2\\tfrac{\\kappa+1}{\\kappa-1}x_i + x_{i-1} = 0` with
+    :math:`x_0 = 1`, :math:`x_{n+1} = 0`:
+
+    .. math::
+
+        x^\\star_i = \\frac{q^i - q^{2(n+1)-i}}{1 - q^{2(n+1)}}, \\qquad
+        q = \\frac{\\sqrt\\kappa - 1}{\\sqrt\\kappa + 1},
+
+    about :math:`q^i` when :math:`n` is large: the untouched coordinates carry a share
+    :math:`q^{t}` of the initial error (chapter 4). The gradient and value cost :math:`O(n)`;
+    the Hessian is built densely only when asked. Symbols ↔ arguments: :math:`n` ``dim``,
+    :math:`\\kappa` ``kappa``, :math:`L` ``L``.
+    """
+    check_int(dim, "dim", low=1)
+    kappa = check_real(kappa, "kappa", "κ")
+    if kappa <= 1:
+        raise ValueError(f"kappa (κ) must be in (1, ∞), got {kappa!r}")
+    L = check_positive(L, "L")
+    mu = L / kappa
+    c = (L - mu) / 4                                             # the chain's spring constant
+    q = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
+    i = np.arange(1, dim + 1)
+    with np.errstate(under="ignore"):
+        minimum = (q ** i - q ** (2 * (dim + 1) - i)) / (1 - q ** (2 * (dim + 1)))
+
+    def chain(x):
+        """Ax for the tridiagonal A (2 on the diagonal, −1 beside it), on the last axis."""
+        ax = 2 * x
+        ax[..., 1:] -= x[..., :-1]
+        ax[..., :-1] -= x[..., 1:]
+        return ax
+
+    def value(x):
+        if isinstance(x, torch.Tensor):
+            diffs = (x[..., 1:] - x[..., :-1]).pow(2).sum(-1)
+            squares = x.pow(2).sum(-1)
+        else:
+            diffs = ((x[..., 1:] - x[..., :-1]) ** 2).sum(-1)
+            squares = (x ** 2).sum(-1)
+        quad = x[..., 0] ** 2 + diffs + x[..., -1] ** 2          # xᵀAx
+        return c / 2 * (quad - 2 * x[..., 0]) + mu / 2 * squares
+
+    def grad(x):
+        x = np.asarray(x, dtype=np.float64)
+        g = c * chain(x) + mu * x                                # (cA + μI)x − c e₁
+        g[..., 0] -= c
+        return g
+
+    def hessian(x):
+        x = np.asarray(x, dtype=np.float64)
+        H = np.diag(np.full(dim, 2 * c + mu))
+        H += np.diag(np.full(dim - 1, -c), 1) + np.diag(np.full(dim - 1, -c), -1)
+        return np.broadcast_to(H, (*x.shape[:-1], dim, dim)).copy()
+
+    return Landscape(f"Nesterov's chain (n={dim}, κ={kappa:g})", dim, value, grad, hessian,
+                     minima=minimum[None, :], saddles=np.zeros((0, dim)),
+                     maxima=np.zeros((0, dim)), L=L, mu=mu)
 
 
 # -- critical points and trajectories ----------------------------------------------------------

@@ -14,7 +14,9 @@ from descent.plots.analysis import (
     plot_sweep,
 )
 from descent.plots.bench import plot_step_times
+from descent.plots.convex import plot_constrained
 from descent.plots.curves import plot_history, plot_loss_curves, plot_lr_finder
+from descent.plots.interactive import momentum_player, race_player
 from descent.plots.landscape import plot_contour, plot_trajectories
 from descent.plots.rates import plot_rate_phase_diagram
 from descent.plots.schedule import plot_schedules
@@ -31,4 +33,4 @@ __all__ = ["plot_series", "plot_lr_sweep", "plot_rate_vs_lr", "mark_points", "pl
            "plot_contour", "plot_trajectories", "plot_rate_phase_diagram", "plot_schedules",
            "plot_loss_curves", "plot_history", "plot_lr_finder", "plot_step_times",
            "book_style", "subplots", "place_legend", "share_legend", "legend_overlaps",
-           "check_figure"]
+           "check_figure", "plot_constrained", "momentum_player", "race_player"]

@@ -36,7 +36,11 @@ _POINT_STYLES = {
     "maximum": dict(marker="^", color="tab:red"),
     "degenerate": dict(marker="s", color="tab:gray"),
 }
-_SPARE_STYLES = [dict(marker=m) for m in ("D", "v", "P", "h", "<", ">")]
+# Spare styles take colours the default line cycle uses last, so that markers put on top of
+# curves (the trials of a search on a loss curve, say) do not share the curves' colours.
+_SPARE_STYLES = [dict(marker=m, color=c) for m, c in zip(
+    ("D", "v", "P", "h", "<", ">"),
+    ("tab:purple", "tab:brown", "tab:pink", "tab:cyan", "tab:olive", "tab:gray"))]
 
 
 def _xy(values, x=None) -> tuple[np.ndarray, np.ndarray]:
@@ -142,12 +146,13 @@ def plot_rate_vs_lr(lrs: Sequence[float], predicted: Sequence[float], *,
 
 
 def mark_points(points: Mapping[str, object], *, ax: Axes | None = None,
-                size: float = 70) -> Axes:
+                size: float = 70, count: bool = True) -> Axes:
     """Scatter ``{label: array of shape (k, 2)}`` (x, y pairs) with one style per label.
 
     Labels ``"minimum"``, ``"global minimum"``, ``"local minimum"``, ``"saddle"``,
     ``"maximum"`` and ``"degenerate"`` have fixed styles; others take spare markers. Labels
-    with no points are skipped.
+    with no points are skipped. With ``count`` each legend entry ends with its number of
+    points, e.g. ``saddle (4)``.
     """
     ax = new_axes(ax)
     spare = iter(_SPARE_STYLES * 4)
@@ -157,7 +162,8 @@ def mark_points(points: Mapping[str, object], *, ax: Axes | None = None,
             continue
         style = dict(s=size, edgecolors="black", linewidths=0.8, zorder=5)
         style.update(_POINT_STYLES.get(label) or next(spare))
-        ax.scatter(pts[:, 0], pts[:, 1], label=f"{label} ({len(pts)})", **style)
+        ax.scatter(pts[:, 0], pts[:, 1], label=f"{label} ({len(pts)})" if count else label,
+                   **style)
     place_legend(ax)
     return ax
 
