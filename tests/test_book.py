@@ -285,11 +285,17 @@ NOTATION_KEYWORDS = {
     "eps": ("Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam"),
     "alpha": ("RMSprop",),
     "rho": ("Adadelta",),
+    "warmup_steps": ("SGDScheduleFree", "AdamWScheduleFree"),
+    "weight_lr_power": ("SGDScheduleFree", "AdamWScheduleFree"),
+    "swa_lr": ("SWALR",),
+    "anneal_epochs": ("SWALR",),
 }
 # Rule → (its state class, the state fields the notation page names).
 NOTATION_STATES = {"sgd": ("SGDState", ("b",)), "adam": ("AdamState", ("m", "v", "v_max")),
                    "adagrad": ("AdagradState", ("s",)), "rmsprop": ("RMSpropState", ("v",)),
-                   "adadelta": ("AdadeltaState", ("v", "u"))}
+                   "adadelta": ("AdadeltaState", ("v", "u")),
+                   "schedule_free_sgd": ("ScheduleFreeSGDState", ("z", "x")),
+                   "average": ("AverageState", ("n", "theta_bar"))}
 
 
 def test_notation_page_matches_descent():

@@ -356,3 +356,34 @@ def test_the_fusion_check_rejects_a_kernel_with_other_bits(monkeypatch):
     monkeypatch.setattr(torch, "addcmul",
                         lambda a, b, c, *, value: real_addcmul(a.abs(), b, c, value=value))
     assert not _program._fusion_is_exact("product", cpu, torch.float32, False)
+
+
+# the reference loop calls step_group, not step(), which the scheduler cannot see
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_a_numpy_learning_rate_is_traced_like_a_float():
+    """A LambdaLR whose factor is computed with NumPy leaves a numpy.float64 in the group's
+    lr; the traced path must run it (one symbolic trace) and give the reference loop's bits."""
+    g = torch.Generator().manual_seed(3)
+    start = [torch.randn(50, 4, generator=g, dtype=torch.float64) for _ in range(2)]
+    grads = [[torch.randn(50, 4, generator=g, dtype=torch.float64) for _ in start]
+             for _ in range(12)]
+    results = []
+    for reference in (False, True):
+        params = [p.clone().requires_grad_() for p in start]
+        opt = dopt.Adam(params, lr=0.01)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: (1 - 0.9 ** (k + 1)) / np.sqrt(1 - 0.999 ** (k + 1)))
+        for step_grads in grads:
+            assert isinstance(opt.param_groups[0]["lr"], np.floating)
+            for p, grad in zip(params, step_grads):
+                p.grad = grad.clone()
+            if reference:
+                with torch.no_grad():
+                    opt.step_group(opt.param_groups[0])
+            else:
+                opt.step()
+            schedule.step()
+        results.append(params)
+        if not reference:
+            assert len(opt._engine.plans) == 1 and not opt._engine.refused
+    assert all(torch.equal(a, b) for a, b in zip(*results))

@@ -36,7 +36,14 @@ an OpenMP pool that slows eager torch afterwards) and multi-tensor calls of the 
 **The other two paths.** :meth:`RuleOptimizer.step_group` is the readable loop that calls
 the rule per tensor: the reference the traced path is tested against, and what runs for
 rules the tracer cannot follow (LAMB's norms, Muon's matrix products, NAdam's scalar
-state: ``traced = False``). ``fused=True`` compiles the same trace with ``torch.compile``
+state: ``traced = False``). Schedule-Free SGD and AdamW are traced: their per-step numbers
+(η_t, the averaging weight c_{t+1}) are computed once per group and passed to the rule as
+hyperparameters.
+
+**Weight averaging** (:mod:`descent.optim.averaging`) is not an optimizer but a companion:
+``AveragedModel``, ``SWALR``, the ``get_*_avg_fn`` factories and ``update_bn``, with the
+names, keywords and numbers of ``torch.optim.swa_utils``, on the pure rules ``swa_update``
+and ``ema_update``. ``fused=True`` compiles the same trace with ``torch.compile``
 into one loop per tensor, the numbers passed in as a tensor (:mod:`descent.optim._fused`);
 its results equal the default path's to rounding. ``foreach=True``/``False`` force the
 multi-tensor or the one-by-one form of the traced program.
@@ -49,13 +56,25 @@ from descent.optim._base import RuleOptimizer
 from descent.optim.adadelta import Adadelta
 from descent.optim.adagrad import Adagrad
 from descent.optim.adam import Adam, AdamW
+from descent.optim.averaging import (
+    SWALR,
+    AveragedModel,
+    get_ema_avg_fn,
+    get_ema_multi_avg_fn,
+    get_swa_avg_fn,
+    get_swa_multi_avg_fn,
+    update_bn,
+)
 from descent.optim.lamb import LAMB
 from descent.optim.lion import Lion
 from descent.optim.muon import Muon
 from descent.optim.nadam import NAdam
 from descent.optim.rmsprop import RMSprop
 from descent.optim.sam import SAM
+from descent.optim.schedule_free import AdamWScheduleFree, SGDScheduleFree
 from descent.optim.sgd import SGD
 
 __all__ = ["RuleOptimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam",
-           "Muon", "Lion", "LAMB", "SAM"]
+           "Muon", "Lion", "LAMB", "SAM", "SGDScheduleFree", "AdamWScheduleFree",
+           "AveragedModel", "SWALR", "get_swa_avg_fn", "get_swa_multi_avg_fn",
+           "get_ema_avg_fn", "get_ema_multi_avg_fn", "update_bn"]

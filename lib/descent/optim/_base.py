@@ -37,10 +37,21 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch.optim import Optimizer
 
 from descent.optim import _fused, _program
+
+
+def _python_number(value):
+    """A NumPy scalar as the Python number it equals, exactly; anything else as it is.
+
+    A ``LambdaLR`` whose factor is computed with NumPy leaves a ``numpy.float64`` in
+    ``group["lr"]``. The tracer takes only Python floats as symbolic numbers, and its guards
+    on a NumPy comparison never held, so every step raised ``Stale``.
+    """
+    return value.item() if isinstance(value, np.generic) else value
 
 
 class RuleOptimizer(Optimizer):
@@ -193,7 +204,8 @@ class RuleOptimizer(Optimizer):
             part[3].append(stored)
         eager = list(layout.eager)
         if partitions:
-            kwargs = self.rule_kwargs(group)
+            kwargs = {name: _python_number(value)
+                      for name, value in self.rule_kwargs(group).items()}
             for key, part in partitions.items():
                 if not self._run_traced(engine, group, kwargs, key, *part):
                     eager.extend(part[0])

@@ -13,6 +13,7 @@ from descent.plots.analysis import (
     plot_series,
     plot_sweep,
 )
+from descent.plots.bands import plot_bands
 from descent.plots.bench import plot_step_times
 from descent.plots.convex import plot_constrained
 from descent.plots.curves import plot_history, plot_loss_curves, plot_lr_finder
@@ -31,6 +32,6 @@ from descent.plots.style import (
 
 __all__ = ["plot_series", "plot_lr_sweep", "plot_rate_vs_lr", "mark_points", "plot_sweep",
            "plot_contour", "plot_trajectories", "plot_rate_phase_diagram", "plot_schedules",
-           "plot_loss_curves", "plot_history", "plot_lr_finder", "plot_step_times",
+           "plot_loss_curves", "plot_history", "plot_lr_finder", "plot_step_times", "plot_bands",
            "book_style", "subplots", "place_legend", "share_legend", "legend_overlaps",
            "check_figure", "plot_constrained", "momentum_player", "race_player"]
