@@ -33,7 +33,7 @@ import ast
 import copy
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*$")
@@ -130,6 +130,25 @@ def _get(root: ast.AST, path: Path) -> ast.AST:
     return node
 
 
+def _swap(root: ast.AST, path: Path, new) -> Callable[[], None]:
+    """Put ``new`` at ``path`` (None: remove the statement there) and return the undo."""
+    parent = _get(root, path[:-1])
+    name, index = path[-1]
+    if index is None:
+        old = getattr(parent, name)
+        setattr(parent, name, new)
+        return lambda: setattr(parent, name, old)
+    body = getattr(parent, name)
+    saved = list(body)
+    if new is None:
+        del body[index]
+        if not body:
+            body.append(ast.Pass())
+    else:
+        body[index] = new
+    return lambda: body.__setitem__(slice(None), saved)
+
+
 def _set(root: ast.AST, path: Path, new) -> None:
     parent = _get(root, path[:-1])
     name, index = path[-1]
@@ -200,13 +219,14 @@ class _Generator:
 
     def emit(self, operator: str, path: Path, new, what: str, description: str,
              node: ast.AST) -> None:
-        tree = copy.deepcopy(self.tree)
-        _set(tree, path, copy.deepcopy(new) if isinstance(new, ast.AST) else new)
+        undo = _swap(self.tree, path, new)       # mutate in place, unparse, put back
         try:
-            source = ast.unparse(ast.fix_missing_locations(tree))
+            source = ast.unparse(self.tree)
             compile(source, "<mutant>", "exec")
-        except (SyntaxError, ValueError, TypeError):
+        except (SyntaxError, ValueError, TypeError, AttributeError):
             return
+        finally:
+            undo()
         if source == self.original or any(m.source == source for m in self.out.values()):
             return
         line, col = getattr(node, "lineno", 0), getattr(node, "col_offset", 0)
@@ -263,11 +283,14 @@ class _Generator:
             return
         keep = [node.left] if isinstance(node.op, (ast.Div, ast.Pow)) else \
             [node.left, node.right]
+        role = "term" if isinstance(node.op, (ast.Add, ast.Sub)) else \
+            {ast.Mult: "factor", ast.Div: "divisor", ast.Pow: "exponent"}[type(node.op)]
         for kept in keep:
             dropped = node.right if kept is node.left else node.left
+            what = role if dropped is node.right or role == "term" else "factor"
             self.emit("drop-term", path, kept, f"drop {ast.unparse(dropped)[:30]}",
-                      f"as if {render(node)} were {render(kept)} (the {render(dropped)} "
-                      f"missing){self.where(node)}", node)
+                      f"as if the {what} {render(dropped)} were missing from "
+                      f"{render(node)}{self.where(node)}", node)
 
     def swap_operands(self, node: ast.BinOp, path: Path) -> None:
         if isinstance(node.op, (ast.Sub, ast.Div, ast.Pow)):
