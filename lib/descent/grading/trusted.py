@@ -27,7 +27,7 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from descent.grading import plain
+from descent.grading import plain, search
 from descent.grading.door import DirectCall, Door, DoorClosed, StudentName, opened
 
 
@@ -161,7 +161,10 @@ def grade_notebook(nb, source_nb, door: Door) -> TrustedResult:
             if cell.cell_type != "code" or gid in result.parts:
                 continue
             if gid in tests:
-                result.parts[gid], result.closed = _grade(tests[gid], namespace)
+                with search.recording(door) as log:        # diagnosis by search (issue 10)
+                    result.parts[gid], result.closed = _grade(tests[gid], namespace)
+                if result.closed is None:
+                    search.name_mistake(result.parts[gid], log, source_nb, gid)
                 if result.closed is not None:
                     break
                 if result.parts[gid].mistake == "protocol":
