@@ -2,7 +2,11 @@
 
 Importing this package pins torch to one thread and warms up the ops the checks use
 (:mod:`descent.grading._determinism`, pytorch#188792), so a correct submission never fails
-by chance in a fresh kernel.
+by chance in a fresh kernel. In a Jupyter kernel it also shows warnings on stdout, prefixed
+"Warning", instead of stderr: nbgrader scores a grade cell that writes to stderr 0, and a
+correct answer that warns (a torch UserWarning is enough) must keep its points. The checks
+themselves keep the student's warnings as data (``Outcome.warnings``) and show them with
+their verdict.
 
 How an assignment uses it (the pattern of ``solutions/01-problem`` and ``02-gradient-descent``)
 -----------------------------------------------------------------------------------------------
@@ -79,9 +83,10 @@ grader's control on the best device and compare the loss curve with the referenc
 same device, with a tolerance justified per device, then a final-loss threshold.
 """
 
-from descent.grading._determinism import pin_threads
+from descent.grading._determinism import pin_threads, warnings_to_stdout
 
 pin_threads()
+warnings_to_stdout()
 
 from descent.grading import catalogue  # noqa: E402
 from descent.grading.catalogue import adam_spec, gd_spec, rmsprop_spec, sgd_spec  # noqa: E402

@@ -36,10 +36,30 @@ class Verdict:
 
     def raise_for(self, part: str, equation: str) -> None:
         if not self.ok:
-            raise CheckFailed(part, equation, self.message, mistake=self.mistake)
+            raise CheckFailed(part, equation, self.message + _warnings_note(),
+                              mistake=self.mistake)
 
 
 PASS = Verdict(True)
+
+# What the student's code warned during the calls of the current check (collected by
+# ``sandbox.call``, cleared when the check passes or fails). A warning is shown, never written
+# to stderr: nbgrader scores a grade cell that writes to stderr 0, even when it passed.
+_WARNED: list[str] = []
+
+
+def warned(messages) -> None:
+    """Keep the warnings of one call of the student's code, to show with the verdict."""
+    for message in messages or ():
+        if message not in _WARNED and len(_WARNED) < 5:
+            _WARNED.append(str(message))
+
+
+def _warnings_note() -> str:
+    note = (" Your code warned (a warning costs nothing; read it all the same): "
+            + "; ".join(_WARNED) + ".") if _WARNED else ""
+    _WARNED.clear()
+    return note
 
 
 def fail(message: str, mistake: str | None = None) -> Verdict:
@@ -49,7 +69,7 @@ def fail(message: str, mistake: str | None = None) -> Verdict:
 def passed(part: str, checks: int) -> None:
     """Print a one-line success note. Checks return None: nbgrader would read a number
     returned as the cell's value as *partial credit*."""
-    print(f"Part {part}: all {checks} checks match the reference.")
+    print(f"Part {part}: all {checks} checks match the reference.{_warnings_note()}")
 
 
 def _where(part: str, equation: str) -> str:
