@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from descent.grading import randomness, sandbox
 from descent.grading.compare import TOL32, TOL64, allclose, first_difference, scale_mistake
+from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.schedules import judge_schedule, run_schedule
 from descent.grading.training import TOLERANCE, best_device, graded_on_cuda

@@ -37,6 +37,7 @@ import torch
 
 from descent.grading import sandbox
 from descent.grading.catalogue import SGD_MISTAKES
+from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
 from descent.grading.feedback import fail, passed
 from descent.grading.rules import Mistake, RuleSpec, check_rule
 from descent.grading.training import RunSpec, grouped, judge_training, losses, run_training

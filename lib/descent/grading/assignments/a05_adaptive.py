@@ -42,6 +42,7 @@ from descent import _arrays as xp
 from descent.grading import sandbox, training
 from descent.grading.catalogue import adam_init_variant, adam_spec, adam_variant, library_rule
 from descent.grading.catalogue import rmsprop_spec as _rmsprop_spec
+from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
 from descent.grading.feedback import Verdict, fail, passed
 from descent.grading.rules import Mistake, RuleCase, RuleSpec, check_rule, judge_rule, run_rule
 

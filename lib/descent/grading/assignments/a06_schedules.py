@@ -44,6 +44,7 @@ import torch
 
 from descent.grading import sandbox, training
 from descent.grading.compare import TOL64, allclose, close
+from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.schedules import judge_schedule, run_schedule
 
