@@ -33,6 +33,7 @@ import ast
 import copy
 import functools
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -222,7 +223,9 @@ class _Generator:
         undo = _swap(self.tree, path, new)       # mutate in place, unparse, put back
         try:
             source = ast.unparse(self.tree)
-            compile(source, "<mutant>", "exec")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SyntaxWarning)
+                compile(source, "<mutant>", "exec")
         except (SyntaxError, ValueError, TypeError, AttributeError):
             return
         finally:
@@ -288,9 +291,13 @@ class _Generator:
         for kept in keep:
             dropped = node.right if kept is node.left else node.left
             what = role if dropped is node.right or role == "term" else "factor"
+            if isinstance(node.op, ast.Sub) and kept is node.right:   # a − b → b, not −b
+                description = f"as if {render(node)} were {render(kept)}{self.where(node)}"
+            else:
+                description = (f"as if the {what} {render(dropped)} were missing from "
+                               f"{render(node)}{self.where(node)}")
             self.emit("drop-term", path, kept, f"drop {ast.unparse(dropped)[:30]}",
-                      f"as if the {what} {render(dropped)} were missing from "
-                      f"{render(node)}{self.where(node)}", node)
+                      description, node)
 
     def swap_operands(self, node: ast.BinOp, path: Path) -> None:
         if isinstance(node.op, (ast.Sub, ast.Div, ast.Pow)):

@@ -49,8 +49,8 @@ TIMEOUT = 20.0           # seconds per mutant: a correct notebook grades in unde
 # "mutant:"; the messages that only locate a difference are those the search may name
 # (:data:`descent.grading.search.SEARCHED`); these explain what happened; the rest are the
 # named mistakes of the hand-written catalogue.
-EXPLAINED = {"exception", "mutates-input", "wrong-shape", "wrong-type", "wrong-structure",
-             "delegation", "not-run", "timeout", "shape", "no-grad", "grad-none",
+EXPLAINED = {"exception", "mutates-input", "wrong-type", "wrong-structure",
+             "delegation", "not-run", "timeout", "no-grad", "grad-none",
              "not-optimizer", "validation", "defaults", "eager-state", "state-outside",
              "params-not-written", "mutates-params", "closure", "protocol", "coverage",
              "batch-size", "out-of-range", "memory", "failed"}
@@ -74,6 +74,16 @@ def equivalent(path: Path = EQUIVALENT) -> dict[tuple[str, str, str], str]:
         return {}
     data = tomllib.loads(path.read_text())
     return {(e["assignment"], e["cell"], e["mutant"]): e["why"] for e in data.get("mutant", [])}
+
+
+def equivalent_rtol(path: Path = EQUIVALENT) -> dict[tuple[str, str, str], float]:
+    """{(assignment, cell, mutant ident): rtol} of the entries that give one (equivalent
+    within a check's tolerance rather than to rounding)."""
+    if not path.exists():
+        return {}
+    data = tomllib.loads(path.read_text())
+    return {(e["assignment"], e["cell"], e["mutant"]): float(e["rtol"])
+            for e in data.get("mutant", []) if "rtol" in e}
 
 
 def mutated_notebook(nb, mutant: generator.Mutant, parts: Sequence[str] | None = None):
@@ -109,7 +119,7 @@ class Graded:
     parts: dict = field(default_factory=dict)   # grade_id -> [score, points, mistake, message]
     seconds: float = 0.0
     kind: str = ""                   # named, searched, explained, located (killed only)
-    named_as: str | None = None      # the mutant the search named (its ident)
+    named_as: list[str] | None = None   # the mutants the search named (their idents)
     others: list[str] = field(default_factory=list)   # other parts that lost points
 
 
@@ -165,7 +175,7 @@ def classify(graded: Graded, cell: AnswerCell, listed: bool) -> Graded:
     mistake = parts[lost[0]][2]
     if mistake and mistake.startswith("mutant:"):
         graded.kind = "searched"
-        graded.named_as = mistake.split(":", 1)[1]
+        graded.named_as = mistake.split(":", 1)[1].split("|")
     elif mistake in EXPLAINED:
         graded.kind = "explained"
     elif mistake in search.SEARCHED:

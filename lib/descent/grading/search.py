@@ -36,6 +36,7 @@ import pickle
 import signal
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,13 +53,14 @@ NOTEBOOK_BUDGET = 5.0   # CPU seconds of search per notebook (every grade cell t
 CALL_LIMIT = 0.5        # CPU seconds for one replayed call of a mutant (a mutant may loop):
 SHORT_LIMIT = 0.1       # the slowest correct call takes ~0.05 s, its first steps ~0.005 s
 RTOL = 1e-5             # relative tolerance of "reproduces"
+MOST = 3                # mutants named at most
 
-# The checks' messages that carry a name or an explanation: no search for them.
-NAMED_BY_CHECK = {"exception", "mutates-input", "delegation", "wrong-shape", "wrong-type",
-                  "not-run", "protocol", "timeout", "memory", "failed"}
-# The messages that only locate a difference: the search may name it.
+# The mistakes whose messages only locate a difference (or a wrong length): the search may
+# name them. A named mistake of the catalogue, an exception, an input changed in place or a
+# delegation keep their own message.
 SEARCHED = {None, "curve", "measurement", "final-loss", "worked-step", "resume", "slope",
-            "tuning", "lr", "non-finite", "step-count", "classification", "loss"}
+            "tuning", "lr", "non-finite", "step-count", "classification", "loss",
+            "wrong-shape", "shape"}
 
 
 @dataclass
@@ -141,7 +143,9 @@ def prepare(source_nb) -> None:
 
 def _mutant_namespace(base: dict, mutant: generator.Mutant) -> dict | None:
     namespace = dict(base)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         try:
             exec(compile(mutant.source, f"<mutant {mutant.ident}>", "exec"),  # noqa: S102
                  namespace)
@@ -288,7 +292,9 @@ def _close(a: Any, b: Any, depth: int = 0) -> bool:
             return False
         finite = np.isfinite(b)
         scale = float(np.max(np.abs(b[finite]))) if finite.any() else 1.0
-        ok = np.abs(a - b) <= RTOL * np.abs(b) + 1e-7 * max(scale, 1e-300)
+        with np.errstate(invalid="ignore"):
+            ok = (np.abs(a - b) <= RTOL * np.abs(b) + 1e-7 * max(scale, 1e-300)) & \
+                np.isfinite(a) & np.isfinite(b)
         ok |= (np.isnan(a) & np.isnan(b)) | ((a == b) & np.isinf(a))
         return bool(ok.all())
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -339,9 +345,16 @@ def _prefix_of(full: Any, short: Any) -> bool:
 
 @dataclass(frozen=True)
 class Found:
-    mutant: generator.Mutant
+    """The mutants that reproduce every answer (in the generator's order), how many mutants
+    were replayed, and the CPU seconds it took."""
+
+    mutants: tuple[generator.Mutant, ...]
     tried: int
     seconds: float
+
+    @property
+    def mutant(self) -> generator.Mutant:
+        return self.mutants[0]
 
 
 def _risky(mutant: generator.Mutant) -> bool:
@@ -351,9 +364,14 @@ def _risky(mutant: generator.Mutant) -> bool:
         threading.current_thread() is not threading.main_thread()
 
 
-def search(source_nb, gid: str, log: Log, *, budget: float = BUDGET) -> Found | None:
-    """The first mutant of grade cell ``gid``'s answer cells that reproduces every answer in
-    ``log``, or None."""
+def search(source_nb, gid: str, log: Log, *, budget: float = BUDGET,
+           most: int = MOST) -> Found | None:
+    """The mutants of grade cell ``gid``'s answer cells that reproduce every answer in
+    ``log`` (up to ``most``, and as many as the budget allows after the first), or None.
+
+    Several mutants may reproduce the same answers (a check stops at its first failing case,
+    so few answers may be recorded); they are all named, so that the student reads each
+    mistake that fits their numbers and the grader never picks one of them at random."""
     start = time.process_time()
     if not log.calls:
         return None
@@ -367,11 +385,11 @@ def search(source_nb, gid: str, log: Log, *, budget: float = BUDGET) -> Found | 
     shorteners = _prefix_rules()
     fns = [_function_of(base, payload) for payload, _ in log.calls]
     limits = _limits(base, log, handles)
-    tried = 0
+    tried, found = 0, []
     for cell in cells:
         for mutant in generator.cached(cell.grade_id, cell.source):
-            if time.process_time() - start > budget:
-                return None
+            if time.process_time() - start > budget or len(found) >= most:
+                break
             if _risky(mutant):
                 continue
             namespace = _mutant_namespace(base, mutant)
@@ -396,8 +414,9 @@ def search(source_nb, gid: str, log: Log, *, budget: float = BUDGET) -> Found | 
                 continue
             except Exception:                # noqa: BLE001 - a mutant that breaks the replay
                 continue
-            return Found(mutant, tried, time.process_time() - start)
-    return None
+            if all(m.description != mutant.description for m in found):
+                found.append(mutant)
+    return Found(tuple(found), tried, time.process_time() - start) if found else None
 
 
 class _Differs(Exception):
@@ -435,16 +454,21 @@ def _placeholder(*args, **kwargs):
     return None
 
 
-def describe(mutant: generator.Mutant) -> str:
-    return (f"your code behaves as if {mutant.description.removeprefix('as if ')}. That one "
-            "change to the reference reproduces every result of yours that this test looked "
-            "at.")
+def describe(mutants: tuple[generator.Mutant, ...]) -> str:
+    """The student's terms: "Your code behaves as if …", each reproducing mutant named."""
+    first, *rest = [m.description.removeprefix("as if ") for m in mutants]
+    if not rest:
+        return (f"Your code behaves as if {first}. That one change to the reference "
+                "reproduces every result of yours that this test looked at.")
+    others = "; or as if ".join(rest)
+    return (f"Your code behaves as if {first}; or as if {others}. Each of these changes to "
+            "the reference reproduces every result of yours that this test looked at.")
 
 
 def name_mistake(part, log: Log, source_nb, gid: str) -> None:
     """If ``part`` (a :class:`~descent.grading.trusted.PartResult`) failed with numbers only,
-    search; when a mutant reproduces the student's answers, put its name first in the
-    message and ``mutant:<ident>`` in ``part.mistake``."""
+    search; when mutants reproduce the student's answers, put their names first in the
+    message and ``mutant:<ident>|<ident>…`` in ``part.mistake``."""
     if part.score >= part.points or part.mistake not in SEARCHED:
         return
     budget = min(BUDGET, NOTEBOOK_BUDGET - log.spent[0])
@@ -463,9 +487,8 @@ def name_mistake(part, log: Log, source_nb, gid: str) -> None:
     if not sep:
         head, rest = "", part.message
     prefix = f"{head}] " if sep else ""
-    part.message = f"{prefix}{describe(found.mutant)[0].upper()}{describe(found.mutant)[1:]} " \
-                   f"(Details: {rest})"
-    part.mistake = f"mutant:{found.mutant.ident}"
+    part.message = f"{prefix}{describe(found.mutants)} (Details: {rest})"
+    part.mistake = "mutant:" + "|".join(m.ident for m in found.mutants)
 
 
 __all__ = ["Log", "recording", "search", "name_mistake", "prepare", "describe", "Found"]

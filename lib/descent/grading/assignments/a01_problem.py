@@ -224,6 +224,7 @@ def boundary_hessians(tol: float) -> list[tuple[str, np.ndarray]]:
     degenerate) or near it, for a ``tol`` that is not the default. ``eigvalsh`` of a
     diagonal matrix returns its diagonal exactly."""
     return [("degenerate", np.diag([tol, 1.0, 2.0])), ("degenerate", np.diag([-tol, -1.5])),
+            ("degenerate", np.diag([tol, -1.0])), ("degenerate", np.diag([-tol, 2.0])),
             ("degenerate", np.diag([0.5 * tol, 3.0])), ("saddle", np.diag([-2.0 * tol, 1.0]))]
 
 
