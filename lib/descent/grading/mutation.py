@@ -248,6 +248,102 @@ def run(assignments: Sequence[str] = ASSIGNMENTS, *, select_: Iterable[str] | No
     return sorted(out, key=lambda g: order[(g.assignment, g.cell, g.ident)])
 
 
+# -- grading time per assignment ----------------------------------------------------------------
+
+def wrong_notebook(source_nb, picks: dict[str, str] | None = None):
+    """Every answer cell replaced by one of its mutants that changes numbers (``picks``: cell
+    → mutant ident, e.g. the slowest the search named; else its first ``constant`` mutant):
+    every part fails with numbers and the diagnosis search runs for each, the slowest
+    notebook a student can hand in short of a time-out."""
+    nb = nbformat.from_dict(source_nb)
+    for cell in answer_cells(source_nb):
+        found = generator.mutants(cell.grade_id, cell.source)
+        pick = next((m for m in found if m.ident == (picks or {}).get(cell.grade_id)),
+                    next((m for m in found if m.operator == "constant"), None))
+        if pick is not None:
+            nb = mutated_notebook(nb, pick)
+    return nb
+
+
+def slowest_searched(results: Sequence[Graded]) -> dict[str, dict[str, str]]:
+    """{assignment: {cell: ident}} of the slowest mutant the search named, per answer cell."""
+    out: dict[str, dict[str, tuple[float, str]]] = {}
+    for g in results:
+        if g.kind == "searched":
+            best = out.setdefault(g.assignment, {}).get(g.cell)
+            if best is None or g.seconds > best[0]:
+                out[g.assignment][g.cell] = (g.seconds, g.ident)
+    return {a: {c: v[1] for c, v in cells.items()} for a, cells in out.items()}
+
+
+def _time_in_this_process(assignment: str, kind: str, root: Path,
+                          picks: dict[str, str] | None = None) -> dict:
+    """Grade (``trusted``: the class grader's path) or run (``kernel``: the cells in one
+    namespace with ``NBGRADER_EXECUTION`` set, as nbgrader's kernel runs them, the checks
+    inside) one notebook; the seconds it took, wall and CPU, from a cold start of the
+    notebook's modules."""
+    import contextlib
+    import io
+
+    source_nb = source_notebook(assignment, root)
+    nb = wrong_notebook(source_nb, picks) if kind.endswith("wrong") else source_nb
+    wall, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if kind.startswith("trusted"):
+            parts = grade(assignment, nb, source_nb)
+            lost = sum(1 for p in parts.values() if p[0] < p[1])
+        else:
+            from descent.grading.trusted import grading_environment
+            namespace: dict = {"__name__": "__main__"}
+            lost = 0
+            with grading_environment():
+                for cell in nb.cells:
+                    if cell.cell_type != "code":
+                        continue
+                    try:
+                        exec(compile(cell.source, "<cell>", "exec"), namespace)  # noqa: S102
+                    except Exception:              # noqa: BLE001 - a failing grade cell
+                        lost += 1
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+            "lost": lost}
+
+
+def timings(assignments: Sequence[str] = ASSIGNMENTS, root: Path = ROOT,
+            results: Sequence[Graded] = ()) -> list[dict]:
+    """Each assignment graded in a fresh process: the solution and the all-wrong notebook
+    (:func:`wrong_notebook`, with the slowest mutants the search named in ``results``)
+    through the class grader's path, and the solution as nbgrader's kernel runs it."""
+    picks = slowest_searched(results)
+    import subprocess
+
+    rows = []
+    for assignment in assignments:
+        row = {"assignment": assignment}
+        for kind in ("trusted", "trusted-wrong", "kernel"):
+            code = ("import json, sys; from descent.grading import mutation; "
+                    f"print(json.dumps(mutation._time_in_this_process({assignment!r}, "
+                    f"{kind!r}, mutation.Path({str(root)!r}), "
+                    f"{picks.get(assignment, {})!r})))")
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                 timeout=600)
+            row[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+    return rows
+
+
+def format_timings(rows: Sequence[dict]) -> str:
+    lines = ["| assignment | solution, class grader (s) | every part wrong, class grader, "
+             "search included (s) | parts lost | solution, in-kernel checks (s) |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        t, w, k = r["trusted"], r["trusted-wrong"], r["kernel"]
+        lines.append(f"| {r['assignment']} | {t['wall']:.1f} ({t['cpu']:.1f} CPU) | "
+                     f"{w['wall']:.1f} ({w['cpu']:.1f} CPU) | {w['lost']} | "
+                     f"{k['wall']:.1f} ({k['cpu']:.1f} CPU) |")
+    return "\n".join(lines)
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 COLUMNS = ("generated", "killed", "equivalent", "survived", "named", "searched", "explained",
@@ -298,6 +394,7 @@ def format_table(results: Sequence[Graded]) -> str:
     lines.append(f"killed: {s['killed %']:.1f} % of the non-equivalent mutants; named (catalogue "
                  f"or search) {s['named % of numeric']:.1f} % of those whose numbers differ; "
                  f"named or explained {s['named or explained %']:.1f} % of the killed.")
+    lines.append(_search_summary(results))
     return "\n".join(lines)
 
 
@@ -321,8 +418,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=TIMEOUT)
     parser.add_argument("--json", type=Path, help="write every mutant's verdict here")
+    parser.add_argument("--timing", action="store_true",
+                        help="also time each assignment's grading in a fresh process (the "
+                             "solution, and every part wrong with the search running)")
     parser.add_argument("--results", action="store_true",
-                        help="rewrite the mutation section of benchmarks/RESULTS.md")
+                        help="rewrite the mutation section of benchmarks/RESULTS.md "
+                             "(implies --timing)")
     parser.add_argument("--survivors", action="store_true", help="list the survivors")
     parser.add_argument("--whole", action="store_true",
                         help="grade every part of each mutant's notebook (slower), to list the "
@@ -338,33 +439,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.survivors or survivors:
         for g in survivors:
             print(f"{g.status}: {g.assignment}/{g.cell}/{g.ident}: {g.description}")
+    if args.whole:
+        for g in results:
+            if g.others:
+                print(f"also costs {', '.join(g.others)}: {g.assignment}/{g.cell}/{g.ident}")
     if args.json:
         args.json.write_text(json.dumps([asdict(g) for g in results], indent=1))
+    rows = None
+    if args.timing or args.results:
+        rows = timings(args.assignments, results=results)
+        print()
+        print(format_timings(rows))
     if args.results:
-        write_results(results_section(results, wall, args))
+        write_results(results_section(results, wall, args, rows))
     return 1 if survivors else 0
 
 
-def results_section(results, wall: float, args) -> str:
+def results_section(results, wall: float, args, rows) -> str:
     import platform
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return "\n".join([
         "## Mutation testing of the grader",
         "",
-        f"`make mutants` (`python -m descent.grading.mutation --workers {args.workers}`), "
-        f"{len(results)} mutants in {wall:.0f} s on {os.cpu_count()} cores "
-        f"({platform.processor() or platform.machine()}), torch {_torch_version()}. Every "
-        "mutant is graded as a submission by the class grader's path (the source notebook's "
-        "grade cells, hidden tests included; `descent.grading.trusted` behind a `LocalDoor`), "
-        "each in a forked process. Columns: *killed*: a grade cell of its part lost points; "
-        "*equivalent*: listed in `tests/mutants/equivalent.toml`, each proved in "
-        "`tests/test_mutants.py`; *named*: the message names the mistake from the "
-        "hand-written catalogue; *searched*: named by the diagnosis search (a mutant of the "
-        "reference reproduces the numbers); *explained*: the message says what happened "
-        "(an exception and its line, an input changed in place, a wrong shape); *located*: "
-        "only where the numbers differ; *max s*: the slowest mutant's whole-notebook grading.",
+        f"`make mutants` (`python -m descent.grading.mutation --results --workers "
+        f"{args.workers}`): {len(results)} mutants graded in {wall:.0f} s on "
+        f"{os.cpu_count()} cores ({platform.machine()}, shared; load average after the run "
+        f"{load}), torch {_torch_version()}. Each mutant of each answer cell "
+        "(`descent.grading.mutants`: arithmetic swaps, constants ±1, a hyperparameter left at "
+        "its default, off-by-one, dropped terms, swapped arguments, in-place vs out-of-place, "
+        "the first element or group only, the global RNG instead of the one given, removed "
+        "statements) is graded as a submission by the class grader's path: the source "
+        "notebook's grade cells of its part, hidden tests included "
+        "(`descent.grading.trusted` behind a `LocalDoor`), in a forked process.",
+        "",
+        "Columns: *killed*: a grade cell of its part lost points; *equivalent*: listed in "
+        "`tests/mutants/equivalent.toml` with its reason, each proved on random inputs in "
+        "`tests/test_mutants.py`; *survived*: neither (none may); how the killed ones were "
+        "told: *named* by the hand-written catalogue, *searched*: named by the diagnosis "
+        "search (`descent.grading.search`: mutants of the reference replayed on the grade "
+        "cell's calls; named only when one reproduces every answer), *explained*: the "
+        "message says what happened (an exception and its line, an input changed in place, a "
+        "time-out), *located*: only where the numbers differ; *max s*: the CPU seconds of the "
+        "slowest mutant's grading (its part only).",
         "",
         format_table(results),
+        "",
+        "Grading time per assignment, each in a fresh process (wall seconds on this shared "
+        "machine, and the process's CPU seconds): the solution and a notebook whose every "
+        "answer is a mutant that changes numbers (every part fails and the search runs for "
+        "each: its budget is 3 CPU s per grade cell, 5 per notebook) through the class "
+        "grader's path, and the solution run as nbgrader's kernel runs it, the checks "
+        "inside (without the kernel's start, about 2-3 s more, see *Grading time per "
+        "assignment* above).",
+        "",
+        format_timings(rows) if rows else "(not timed)",
     ])
+
+
+def _search_summary(results) -> str:
+    searched = [g for g in results if g.kind == "searched"]
+    itself = [g for g in searched if g.ident in (g.named_as or [])]
+    return (f"Of the {len(searched)} mutants the search named, {len(itself)} were named "
+            f"themselves (among at most three names that each reproduce the student's "
+            f"answers); the other {len(searched) - len(itself)} were named by other mutants "
+            "that reproduce every answer the grade cell recorded (most compute the same "
+            "function, e.g. (1 − β)·g with β dropped and g with (1 − β) dropped; the rest "
+            "agree on the few answers recorded before the check stopped).")
 
 
 def _torch_version() -> str:
