@@ -76,7 +76,20 @@ What the checks diagnose
 - NaN or inf; the wrong shape; an exception (its type, message and line);
 - delegation: calling a reference the part asks to implement (:func:`forbid_references`)
   earns no points, with a message saying why;
-- otherwise: the first step and element that differ, expected and got.
+- otherwise: the first step and element that differ, expected and got; and, in the class
+  grader, the diagnosis search (:mod:`descent.grading.search`) replays the grade cell's calls
+  on mutants of the reference solution (:mod:`descent.grading.mutants`) and names the ones
+  that reproduce every answer ("your code behaves as if (1 − β₂) were β₂ in v_t").
+
+Tolerance comes first: float32 rounding and another order of operations pass before any
+mistake is looked for, and a mistake is named only when its variant reproduces the numbers.
+
+Every input a part's spec names is exercised: hyperparameters away from their defaults, two
+param groups wherever groups exist, seeds twice and once more (the same result, another one,
+and the global generators untouched: :mod:`descent.grading.randomness`), and recording
+doubles for the components a part must call (08's GradScaler). Mutation testing
+(:mod:`descent.grading.mutation`, ``make mutants``) checks the checks: every mutant of every
+solution loses points, or is listed as equivalent with a proof.
 
 Training runs (:mod:`descent.grading.training`) re-run the student's optimizer under the
 grader's control on the best device and compare the loss curve with the reference run on the
