@@ -87,11 +87,15 @@ def recording(door) -> Iterator[Log]:
             log.calls.append((request[1], answer))
         return answer
 
+    own = door.__dict__.get("_send")          # an instance attribute of the door's own, if any
     door._send = tapped
     try:
         yield log
     finally:
-        del door._send
+        if own is None:
+            del door._send
+        else:
+            door._send = own
 
 
 # -- the reference's namespace and its mutants ---------------------------------------------------
