@@ -19,8 +19,10 @@ How it works, on the trusted side only (the mutants are our code, never the stud
   from that namespace, through the same pickles and plain data as a student's side;
 - a mutant is dropped at the first answer that differs (tolerance: relative 1e-5, so that
   float32 rounding and another order of operations still match). Calls that run many steps
-  (a trajectory, a training run, a schedule's values) are first tried on their first few
-  steps (:data:`PREFIX`), so most mutants cost a few steps each;
+  (a trajectory, a training run, a schedule's values) are first tried on their first
+  :data:`SHORT` steps (:func:`_prefix_rules`), so most mutants cost a few steps each, and
+  each replayed call has a CPU deadline of 20 times the reference's own time on it
+  (:func:`_limits`), so a mutant caught in a loop costs little;
 - the search stops after :data:`BUDGET` CPU seconds per grade cell and
   :data:`NOTEBOOK_BUDGET` per notebook (CPU time, so that a busy machine does not change the
   feedback): no name rather than a slow grade.
@@ -115,7 +117,7 @@ def _code_cells(source_nb, gid: str) -> list[tuple[str | None, str, bool]]:
 
 
 @functools.lru_cache(maxsize=16)
-def _base(key: str, cells: tuple[tuple[str | None, str, bool], ...]) -> dict:
+def _base(cells: tuple[tuple[str | None, str, bool], ...]) -> dict:
     """The namespace of the source notebook's cells (solution markers removed), run here."""
     from descent.grading.trusted import grading_environment
 
@@ -132,17 +134,7 @@ def _base(key: str, cells: tuple[tuple[str | None, str, bool], ...]) -> dict:
 
 
 def base_namespace(source_nb, gid: str) -> dict:
-    cells = tuple(_code_cells(source_nb, gid))
-    return _base(str(hash(cells)), cells)
-
-
-def prepare(source_nb) -> None:
-    """Build (and cache) the reference namespaces of every grade cell of ``source_nb`` now,
-    e.g. before forking workers that will each search."""
-    for cell in generator.answer_cells(source_nb):
-        for gid in cell.parts:
-            base_namespace(source_nb, gid)
-        generator.cached(cell.grade_id, cell.source)
+    return _base(tuple(_code_cells(source_nb, gid)))
 
 
 def _mutant_namespace(base: dict, mutant: generator.Mutant) -> dict | None:
@@ -159,10 +151,6 @@ def _mutant_namespace(base: dict, mutant: generator.Mutant) -> dict | None:
 
 
 # -- replaying a grade cell's calls on a mutant ---------------------------------------------------
-
-def _steps_of(run) -> int | None:
-    return getattr(run, "steps", None)
-
 
 def _with_steps(run, steps: int):
     return type(run)(**{**run.__dict__, "steps": steps})
@@ -495,5 +483,5 @@ def name_mistake(part, log: Log, source_nb, gid: str) -> None:
     part.mistake = "mutant:" + "|".join(m.ident for m in found.mutants)
 
 
-__all__ = ["Log", "recording", "search", "name_mistake", "prepare", "describe", "Found"]
+__all__ = ["Log", "recording", "search", "name_mistake", "describe", "Found"]
 
