@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint env clean bench gpu-check
+.PHONY: book test lint env clean bench gpu-check mutants
 
 env: $(STAMP)
 
@@ -27,6 +27,11 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+## make mutants: mutation testing of the grader: every mutant of every solution must lose points
+## (the table; `make mutants MUTANTS_FLAGS=--results` also rewrites its section of RESULTS.md)
+mutants: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m descent.grading.mutation $(MUTANTS_FLAGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

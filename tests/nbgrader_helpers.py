@@ -19,6 +19,8 @@ The mistake corpus lives in ``tests/submissions/<assignment>/<mistake>.cell``: a
     # cell: answer-step          (the answer cell whose source is replaced)
     # loses: test-step           (the grade cells that must fail; comma-separated)
     # feedback: against* the gradient   (text the feedback must show)
+    # named: as if                (optional: text only the class grader's verdict shows, the
+    #                              diagnosis search's name, descent.grading.search)
     def gd_step(theta, grad, lr):
         return theta + lr * grad
 """
@@ -150,6 +152,7 @@ class Mistake:
     loses: tuple[str, ...]
     feedback: str
     code: str
+    named: str = ""
 
     def notebook(self):
         """The solution notebook with this mistake's answer cell."""
@@ -178,7 +181,7 @@ def corpus(assignment: str) -> list[Mistake]:
         header, code = read_cell_file(path)
         out.append(Mistake(assignment, path.stem, header["cell"],
                            tuple(s.strip() for s in header["loses"].split(",") if s.strip()),
-                           header["feedback"], code))
+                           header["feedback"], code, header.get("named", "")))
     return out
 
 
@@ -285,6 +288,9 @@ def check_mistake(mistake: Mistake, *, from_answer: bool = True) -> None:
         assert mistake.feedback in results[part], results[part]
         assert results[part].startswith("CheckFailed: [Part "), results[part]
         assert mistake.feedback in verdict.parts[part].message, verdict.parts[part].message
+    if mistake.named:
+        assert any(mistake.named in verdict.parts[part].message for part in mistake.loses), \
+            [verdict.parts[part].message for part in mistake.loses]
 
 
 def hidden_lines(assignment: str) -> list[str]:

@@ -311,7 +311,9 @@ def test_only_its_own_folders_are_writable_and_they_are_bounded(confined):
     assert seen == {"/job/mine.txt": "written", "/tmp/mine.txt": "written",
                     "/dev/shm/mine.txt": "written", "/mine.txt": "OSError",
                     "/usr/mine.txt": "OSError", str(ROOT / "lib" / "mine.txt"): "OSError"}
-    mounts = _ask(confined, "def probe():\n    return open('/proc/self/mounts').read()\n")
+    mounts = _ask(confined, "def probe():\n"
+                            "    with open('/proc/self/mounts') as f:\n"
+                            "        return f.read()\n")
     job = next(line for line in mounts.splitlines() if " /job " in line)
     assert "size=" in job and "nr_inodes=" in job
 

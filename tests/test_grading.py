@@ -177,9 +177,20 @@ def warmup_cosine(t, warmup=5, total=20, lr=1.0, lr_min=0.1):
                                                   / (total - warmup))) / 2
 
 
+def _short_cosine(t, warmup=5, total=20, lr=1.0, lr_min=0.1):
+    """The cosine divided by T − W + 1, written independently of the test's lambdas."""
+    if t < warmup:
+        return lr * (t + 1) / warmup
+    x = min(t, total) - warmup
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * x / (total - warmup + 1)))
+
+
+SHORT = ("cosine-short", "the cosine does not reach its minimum", _short_cosine)
+
+
 def test_schedule_mistakes_are_named():
     check = lambda fn: grading.check_schedule(fn, warmup_cosine, steps=25, part="6.1",
-                                              equation="eq. (6.3)")
+                                              equation="eq. (6.3)", mistakes=[SHORT])
     check(lambda t: warmup_cosine(t))
     off = lambda t: t / 5 if t < 5 else warmup_cosine(t)                 # warmup from 0
     short = lambda t: warmup_cosine(t) if t < 5 else 0.1 + 0.9 * (
@@ -188,6 +199,18 @@ def test_schedule_mistakes_are_named():
         with pytest.raises(grading.CheckFailed) as err:
             check(fn)
         assert err.value.mistake == name
+
+
+def test_float32_schedule_passes_before_any_mistake_is_named():
+    """Tolerance first: float32 values are accepted before a mistake is looked for, and a
+    curve that merely stays high is not called a short cosine unless it is one."""
+    check = lambda fn: grading.check_schedule(fn, warmup_cosine, steps=25, part="6.1",
+                                              equation="", mistakes=[SHORT])
+    check(lambda t: float(np.float32(warmup_cosine(t))))
+    high = lambda t: warmup_cosine(t) if t < 5 else warmup_cosine(t) + 0.05
+    with pytest.raises(grading.CheckFailed) as err:
+        check(high)
+    assert err.value.mistake is None and "differs at step 5" in str(err.value)
 
 
 def test_schedule_diagnoses_against_the_library_warmup_cosine():
@@ -199,7 +222,10 @@ def test_schedule_diagnoses_against_the_library_warmup_cosine():
     late = lambda t: (0.2 + 0.8 * (t + 1) / 5) if t < 5 else cosine(t)   # warmup ends early
     short = lambda t: mine(t) if t < 5 else cosine(t, denom=16)
     delegating = lambda t: schedules.WarmupCosine(1.0, 5, 20, 0.1, 0.2)(t)
-    check = lambda fn: grading.check_schedule(fn, ref, steps=30, part="6.2", equation="")
+    variant = ("cosine-short", "short", lambda t: mine(t) if t < 5 else 0.1 + 0.45 * (
+        1 + math.cos(math.pi * min(t - 5, 15) / 16)))
+    check = lambda fn: grading.check_schedule(fn, ref, steps=30, part="6.2", equation="",
+                                              mistakes=[variant])
     check(mine)
     for fn, name in ((late, "off-by-one"), (short, "cosine-short"), (delegating, "delegation")):
         with pytest.raises(grading.CheckFailed) as err:

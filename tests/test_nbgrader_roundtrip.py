@@ -35,7 +35,7 @@ from nbgrader_helpers import (
 # each; the later assignments one diagnosis each (the feedback must show it).
 ROUNDTRIP = {"01-problem": ("grad-no-factor-2", "numgrad-mutates-x", "correct-rewritten"),
              "02-gradient-descent": ("step-delegates-torch", "run-aliasing",
-                                     "correct-step-copy"),
+                                     "correct-step-copy", "correct-edge-warns"),
              "03-sgd": ("train-in-place",),
              "04-momentum": ("nag-old-buffer",),
              "05-adaptive": ("adam-no-bias-correction",),
@@ -159,6 +159,18 @@ def test_feedback_names_the_mistake_and_hides_hidden_tests(course, mistake):
                    *HIDDEN_MARKERS.get(mistake.assignment, ())):
         assert marker not in html
     assert "Traceback (most recent call last)" not in html and "most recent call last" not in html
+
+
+def test_a_correct_answer_that_warns_keeps_its_points_and_sees_the_warning(course):
+    """nbgrader scores a grade cell that writes to stderr 0: the student's warnings are shown
+    on stdout instead (by the check's verdict, and by the kernel for a direct call in a test
+    cell), so a correct answer keeps its points and the student still reads the warning."""
+    assignment = "02-gradient-descent"
+    full = points(assignment)
+    got = scores(course, assignment)["correct-edge-warns"]
+    assert {k: v for k, v in got.items() if k in full} == full
+    html = course.feedback("correct-edge-warns", assignment)
+    assert "Your code warned" in html and "bisecting between 0 and" in html
 
 
 def test_instructor_commands_grade_the_sample_class(tmp_path):

@@ -97,7 +97,10 @@ CELLS = [
     Measure it: write `minibatch_variance(grads, batch_size, *, draws, seed)` that draws
     `draws` mini-batches of `batch_size` distinct rows of `grads` (an $N\\times P$ array,
     one row $g_i$ per example) with `np.random.default_rng(seed)`, and returns the mean of
-    $\\lVert \\hat g_B - \\bar g\\rVert^2$ over the draws. Do not modify `grads`.
+    $\\lVert \\hat g_B - \\bar g\\rVert^2$ over the draws. Do not modify `grads`. Draw only from
+    that generator: the grader checks that the same seed gives the same number, the next seed
+    another, and that NumPy's global generator (`np.random.rand`, `np.random.seed`) is left
+    alone.
 
     *Hint:* `rng.choice(N, size=B, replace=False)` draws B distinct indices.
     """, "md-variance"),
@@ -152,6 +155,7 @@ CELLS = [
     # up to 256 of N = 300 (see Part 3.6).
     import os
 
+    checks.answered("minibatch_variance", "variance_slope")
     if not os.environ.get("NBGRADER_EXECUTION"):
         sizes = [2, 4, 8, 16, 32, 64, 128, 256]
         slope = variance_slope(grads, sizes, draws=200, seed=0)
@@ -205,7 +209,10 @@ CELLS = [
     The arguments are torch tensors (on the grader's device); do not modify them in place.
     You may compute the gradient by hand or with `torch.autograd`. The grader trains the
     model itself with your step, the Robbins–Monro schedule and shuffled epochs, and compares
-    its loss, step by step, with the same run made with the reference step.
+    its loss, step by step, with the same run made with the reference step. That run uses the
+    grader's own sampler and the reference schedule, not your `epoch_batches` and
+    `robbins_monro`: only your step is graded here, so a mistake in Part 3.1 or 3.4 costs
+    those parts only, never this one as well.
     """, "md-train"),
     answer("""
     def logreg_sgd_step(W, b, x, y, lr):

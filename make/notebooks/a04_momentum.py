@@ -145,6 +145,8 @@ CELLS = [
     # tunings (GD: η = 2/(L + μ), β = 0).
     import os
 
+    checks.answered("heavy_ball_update", "nesterov_update", "best_heavy_ball")
+
 
     def steps_to(rule, lr, beta, kappa, tol=1e-6):
         lam = np.linspace(1.0, kappa, 20)  # curvatures in [μ, L] = [1, κ]
@@ -181,7 +183,9 @@ CELLS = [
     and keeps each parameter's `MomentumState` in `self.state[p]` between steps (create it
     with `momentum_init` on the first step). The grader trains a small network with your
     optimizer and with `torch.optim.SGD` on the same device and compares the loss curves step
-    by step.
+    by step. Its loop clears the gradients in place (`zero_grad(set_to_none=False)`), and its
+    last run gives the optimizer two param groups with their own `lr`, `momentum` and
+    `nesterov`: read them from each `group`.
 
     *Hint:* on the first step your rule returns the gradient tensor itself as the buffer,
     and the training loop's `zero_grad()` may later reset that tensor; keep a copy (`.clone()`)

@@ -266,6 +266,7 @@ middle of the run and the final noise floor.
 code(r'''
 # (skipped while nbgrader runs the notebook: this experiment is for you,
 # not for the grade)
+checks.answered("adam_ablation_update")
 if not checks.being_graded():
     from descent.plots import plot_loss_curves
 
@@ -312,12 +313,17 @@ A pure rule becomes a PyTorch optimizer with a few lines: for each parameter ten
 gradient, read its state from `self.state[p]` (create it with `adam_init(p)` the first time),
 call your rule with the group's hyperparameters, store the new state back, and write the new
 values into the tensor **in place**, `p.copy_(new_p)` (`p = new_p` would only rebind a name).
-`self.state[p]` is a dict, empty until you store something in it.
+`self.state[p]` is a dict, empty until you store something in it: keep the rule's state in it
+under the key `"rule_state"`, as `self.state[p]["rule_state"]` (an `AdamState`; the grader
+only reads the losses, so another key works as well, but not a dict or list of your own
+outside `self.state`).
 
-The grader builds a fresh network and data set, trains it with `AdamWOptimizer(params, lr=0.02,
-weight_decay=0.1)` on the best device it has, and compares the loss curve step by step with
-`torch.optim.AdamW` run on the same device (chapter 7 writes a full optimizer; this one is
-the minimum).
+The grader builds a fresh network and data set and trains it on the best device it has with
+two param groups and every hyperparameter away from its default: the first layer with
+`lr=0.02, betas=(0.85, 0.99), eps=1e-3, weight_decay=0.1`, the rest with `lr=0.01,
+betas=(0.7, 0.95), eps=1e-4, weight_decay=0.02`. It compares the loss curve step by step with
+`torch.optim.AdamW` given the same groups on the same device (chapter 7 writes a full
+optimizer; this one is the minimum). Read every hyperparameter from the `group`.
 ''', "md-train"),
 answer(r'''
 class AdamWOptimizer(torch.optim.Optimizer):

@@ -172,6 +172,7 @@ Your four schedules side by side (run the cell; nothing to write):
 code(r'''
 # (skipped while nbgrader runs the notebook: the plot is for you, not for
 # the grade)
+checks.answered("warmup_cosine", "step_decay", "inverse_sqrt", "sgdr")
 if not checks.being_graded():
     from descent.plots import plot_schedules
 
@@ -193,7 +194,7 @@ $t = 0, \dots, T-1$, set **every** parameter group's learning rate to `schedule(
 Return the list of losses.
 
 The grader calls your `train` on a fresh network and data set with its own SGD optimizer
-(momentum 0.9) and your `warmup_cosine` with $\eta = 0.2$, $W = 10$, $T = 60$,
+(momentum 0.9, two param groups: the first layer and the rest) and your `warmup_cosine` with $\eta = 0.2$, $W = 10$, $T = 60$,
 $\eta_{\min} = 0.01$. It records at each `optimizer.step()` the learning rate in use and the
 loss, and compares them with the reference loop on the same device.
 ''', "md-train"),
@@ -226,6 +227,8 @@ $\eta = 0.2$ and at a large one, $\eta = 0.7$.
 ''', "md-compare"),
 code(r'''
 from descent.grading import training
+
+checks.answered("train", "warmup_cosine")
 
 def final_losses(schedule, steps=60):
     run = training.RunSpec(seed=0, steps=steps, device="cpu")

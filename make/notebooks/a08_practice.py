@@ -176,10 +176,12 @@ CELLS = [
     3. calls `scaler.scale(loss).backward()`, `scaler.step(optimizer)`, `scaler.update()`;
     4. returns the loss as a float.
 
-    The grader passes `dtype=torch.float16` and an active `GradScaler` on CUDA, and
-    `dtype=torch.bfloat16` with a disabled scaler on the CPU (bf16 has float32's exponent
-    range, so its gradients do not underflow and need no scaling). It trains its own model
-    with your step and with its reference step, on the same device, and compares the losses.
+    The grader passes an active `GradScaler` on every device, the CPU included (bf16 has
+    float32's exponent range and would need no scaling, but the grader's scaler records its
+    calls, so a step that bypasses it is seen), and runs your step with
+    `dtype=torch.bfloat16` and with `dtype=torch.float16` (on CUDA, float16 first). It trains
+    its own model with your step and with its reference step, on the same device, and
+    compares the losses.
     """, "md-amp"),
     answer("""
     def amp_step(model, optimizer, scaler, x, y, *, dtype):

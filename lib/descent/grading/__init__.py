@@ -2,7 +2,11 @@
 
 Importing this package pins torch to one thread and warms up the ops the checks use
 (:mod:`descent.grading._determinism`, pytorch#188792), so a correct submission never fails
-by chance in a fresh kernel.
+by chance in a fresh kernel. In a Jupyter kernel it also shows warnings on stdout, prefixed
+"Warning", instead of stderr: nbgrader scores a grade cell that writes to stderr 0, and a
+correct answer that warns (a torch UserWarning is enough) must keep its points. The checks
+themselves keep the student's warnings as data (``Outcome.warnings``) and show them with
+their verdict.
 
 How an assignment uses it (the pattern of ``solutions/01-problem`` and ``02-gradient-descent``)
 -----------------------------------------------------------------------------------------------
@@ -72,16 +76,30 @@ What the checks diagnose
 - NaN or inf; the wrong shape; an exception (its type, message and line);
 - delegation: calling a reference the part asks to implement (:func:`forbid_references`)
   earns no points, with a message saying why;
-- otherwise: the first step and element that differ, expected and got.
+- otherwise: the first step and element that differ, expected and got; and, in the class
+  grader, the diagnosis search (:mod:`descent.grading.search`) replays the grade cell's calls
+  on mutants of the reference solution (:mod:`descent.grading.mutants`) and names the ones
+  that reproduce every answer ("your code behaves as if (1 − β₂) were β₂ in v_t").
+
+Tolerance comes first: float32 rounding and another order of operations pass before any
+mistake is looked for, and a mistake is named only when its variant reproduces the numbers.
+
+Every input a part's spec names is exercised: hyperparameters away from their defaults, two
+param groups wherever groups exist, seeds twice and once more (the same result, another one,
+and the global generators untouched: :mod:`descent.grading.randomness`), and recording
+doubles for the components a part must call (08's GradScaler). Mutation testing
+(:mod:`descent.grading.mutation`, ``make mutants``) checks the checks: every mutant of every
+solution loses points, or is listed as equivalent with a proof.
 
 Training runs (:mod:`descent.grading.training`) re-run the student's optimizer under the
 grader's control on the best device and compare the loss curve with the reference run on the
 same device, with a tolerance justified per device, then a final-loss threshold.
 """
 
-from descent.grading._determinism import pin_threads
+from descent.grading._determinism import pin_threads, warnings_to_stdout
 
 pin_threads()
+warnings_to_stdout()
 
 from descent.grading import catalogue  # noqa: E402
 from descent.grading.catalogue import adam_spec, gd_spec, rmsprop_spec, sgd_spec  # noqa: E402

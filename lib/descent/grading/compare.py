@@ -45,6 +45,7 @@ def close(got, expected, tol: Tolerance) -> np.ndarray:
     scale = float(np.max(np.abs(expected[finite]))) if finite.any() else 1.0
     with np.errstate(invalid="ignore"):
         ok = np.abs(got - expected) <= tol.atol * max(scale, 1.0) + tol.rtol * np.abs(expected)
+    ok &= np.isfinite(got) & finite          # inf ≤ rtol·inf must not pass a finite value
     both_nan = np.isnan(got) & np.isnan(expected)
     same_inf = np.isinf(got) & np.isinf(expected) & (np.sign(got) == np.sign(expected))
     return ok | both_nan | same_inf

@@ -9,6 +9,7 @@ test, not as a crash of the grader.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,10 +37,44 @@ class Verdict:
 
     def raise_for(self, part: str, equation: str) -> None:
         if not self.ok:
-            raise CheckFailed(part, equation, self.message, mistake=self.mistake)
+            raise CheckFailed(part, equation, self.message + _warnings_note(),
+                              mistake=self.mistake)
 
 
 PASS = Verdict(True)
+
+# What the student's code warned during the calls of the current check (collected by
+# ``sandbox.call``, cleared when the check passes or fails). A warning is shown, never written
+# to stderr: nbgrader scores a grade cell that writes to stderr 0, even when it passed.
+# Per thread: the class grader grades several notebooks at once in one process.
+_WARNED = threading.local()
+
+
+def _warned() -> list[str]:
+    if not hasattr(_WARNED, "messages"):
+        _WARNED.messages = []
+    return _WARNED.messages
+
+
+def warned(messages) -> None:
+    """Keep the warnings of one call of the student's code, to show with the verdict."""
+    kept = _warned()
+    for message in messages or ():
+        if message not in kept and len(kept) < 5:
+            kept.append(str(message))
+
+
+def forget_warnings() -> None:
+    """Start a grade cell afresh: a warning left by an earlier cell is not this one's."""
+    _warned().clear()
+
+
+def _warnings_note() -> str:
+    kept = _warned()
+    note = (" Your code warned (a warning costs nothing; read it all the same): "
+            + "; ".join(kept) + ".") if kept else ""
+    kept.clear()
+    return note
 
 
 def fail(message: str, mistake: str | None = None) -> Verdict:
@@ -49,7 +84,7 @@ def fail(message: str, mistake: str | None = None) -> Verdict:
 def passed(part: str, checks: int) -> None:
     """Print a one-line success note. Checks return None: nbgrader would read a number
     returned as the cell's value as *partial credit*."""
-    print(f"Part {part}: all {checks} checks match the reference.")
+    print(f"Part {part}: all {checks} checks match the reference.{_warnings_note()}")
 
 
 def _where(part: str, equation: str) -> str:

@@ -30,6 +30,7 @@ import copy
 import functools
 import importlib
 import inspect
+import io
 import threading
 import types
 import warnings
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 
 from descent.grading import door as _door
-from descent.grading.feedback import DelegationError, brief_exception
+from descent.grading.feedback import DelegationError, brief_exception, warned
 
 _CALLED: list[str] = []   # names of references called while forbidden (survives a caught error)
 
@@ -342,8 +343,11 @@ def call(fn: Callable, *args, watch: dict[str, Any] | None = None,
     rules = sum(_stack("rules"), Rules()) + Rules(trusted=dict(trusted or {}))
     door = _door.current()
     if door is not None and not _stack("here"):
-        return door.call(fn, args, kwargs, watch=watch, rules=rules, observe=observe)
-    return call_here(fn, *args, watch=watch, rules=rules, observe=observe, **kwargs)
+        out = door.call(fn, args, kwargs, watch=watch, rules=rules, observe=observe)
+    else:
+        out = call_here(fn, *args, watch=watch, rules=rules, observe=observe, **kwargs)
+    warned(out.warnings)              # shown with the check's verdict (feedback.passed)
+    return out
 
 
 def call_here(fn: Callable, *args, watch: dict[str, Any] | None = None,
@@ -357,7 +361,8 @@ def call_here(fn: Callable, *args, watch: dict[str, Any] | None = None,
     out = Outcome()
     # NumPy's overflow/invalid warnings are silenced: the verdict reports NaN/inf itself.
     with here(), forbid_references(rules) as called, substitute(namespace, rules.trusted), \
-            np.errstate(all="ignore"), warnings.catch_warnings(record=True) as caught:
+            np.errstate(all="ignore"), warnings.catch_warnings(record=True) as caught, \
+            contextlib.redirect_stderr(io.StringIO()) as stderr:
         # Warnings are kept as data, not written to stderr: nbgrader scores a grade cell that
         # writes to stderr 0 even when every check in it passed.
         warnings.simplefilter("always")
@@ -370,8 +375,13 @@ def call_here(fn: Callable, *args, watch: dict[str, Any] | None = None,
         except SystemExit as err:         # sys.exit() in an answer: data too
             out.error = brief_exception(err)
     out.delegated = called
-    out.warnings = list(dict.fromkeys(f"{w.category.__name__}: {w.message}"[:300]
-                                      for w in caught))[:5]
+    printed = [f"printed to stderr: {line}" for line in stderr.getvalue().splitlines()
+               if line.strip()]
+    # A ResourceWarning is raised when the garbage collector happens to free an object made
+    # earlier (an unclosed file of an earlier cell): it says nothing about this call.
+    said = [f"{w.category.__name__}: {w.message}"[:300] for w in caught
+            if not issubclass(w.category, ResourceWarning)]
+    out.warnings = list(dict.fromkeys(said + [p[:300] for p in printed]))[:5]
     out.mutated = [name for name, obj in (watch or {}).items() if not same(before[name], obj)]
     if observe is not None:
         try:

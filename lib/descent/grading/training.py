@@ -23,6 +23,7 @@ Tolerance per device, on the relative difference of each step's loss:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,13 +60,14 @@ class RunSpec:
     examples: int = 256
     features: int = 8
     device: str | None = None
+    zero_grad_to_none: bool = True    # False: gradients are zeroed in place, as torch allows
 
     def resolved(self) -> RunSpec:
         device = self.device or best_device().type
         if graded_on_cuda(device):
-            return RunSpec(self.seed, self.steps * 4, self.width * 8, self.examples * 8,
-                           self.features, device)
-        return RunSpec(self.seed, self.steps, self.width, self.examples, self.features, device)
+            return dataclasses.replace(self, steps=self.steps * 4, width=self.width * 8,
+                                       examples=self.examples * 8, device=device)
+        return dataclasses.replace(self, device=device)
 
 
 def _data_and_model(run: RunSpec):
@@ -88,12 +90,20 @@ def train_losses(make_optimizer: Callable, run: RunSpec) -> list[float]:
     optimizer = make_optimizer(model.parameters())
     out: list[float] = []
     for _ in range(run.steps):
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=run.zero_grad_to_none)
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
         optimizer.step()
         out.append(float(loss.detach()))
     return out
+
+
+def grouped(cls: Callable, second: dict, params, **first) -> torch.optim.Optimizer:
+    """``cls`` with two param groups: the first layer with the keywords ``first``, the rest
+    with ``second`` on top of them (a library function, so that it crosses to the student's
+    side by name: ``functools.partial(grouped, MyOptimizer, {...}, lr=…)``)."""
+    params = list(params)
+    return cls([{"params": params[:2]}, {"params": params[2:], **second}], **first)
 
 
 def losses(make_optimizer: Callable, run: RunSpec, *, untrusted: bool) -> sandbox.Outcome:

@@ -28,7 +28,7 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from descent.grading import plain
+from descent.grading import plain, search
 from descent.grading.door import DirectCall, Door, DoorClosed, StudentName, opened
 
 
@@ -180,7 +180,10 @@ def grade_notebook(nb, source_nb, door: Door) -> TrustedResult:
                 continue
             if gid in tests:
                 door.begin(f"test cell {gid}")
-                result.parts[gid], result.closed = _grade(tests[gid], namespace)
+                with search.recording(door) as log:        # diagnosis by search (issue 10)
+                    result.parts[gid], result.closed = _grade(tests[gid], namespace)
+                if result.closed is None:
+                    search.name_mistake(result.parts[gid], log, source_nb, gid)
                 if result.closed is not None:
                     break
                 if result.parts[gid].mistake == "protocol":
@@ -208,8 +211,9 @@ def grade_notebook(nb, source_nb, door: Door) -> TrustedResult:
 
 
 def _grade(cell, namespace: _Namespace) -> tuple[PartResult, DoorClosed | None]:
-    from descent.grading.feedback import CheckFailed, brief_exception
+    from descent.grading.feedback import CheckFailed, brief_exception, forget_warnings
 
+    forget_warnings()
     meta = cell.metadata["nbgrader"]
     gid, points = meta["grade_id"], float(meta.get("points", 0))
     part = PartResult(gid, points, points, "")

@@ -139,12 +139,17 @@ def _differences(f, x, h, *, central=True):
 
 
 def check_numerical_gradient(numerical_gradient: Callable, *, seeds: Sequence[int] = (0,),
-                             dims: Sequence[int] = (3,), h: float = 1e-5) -> None:
+                             dims: Sequence[int] = (3,), h: float = 1e-5,
+                             coarse_h: float = 0.05) -> None:
     """Central differences within 1e-7·scale of the grader's own, and of the exact gradient.
 
     Tolerance: with h = 1e-5 the truncation error is h²·|f'''|/6 ≈ 1e-10 and the rounding
     error ε·|f|/h ≈ 1e-10; another order of operations differs by that much. A forward
     difference is off by h·|f''|/2 ≈ 5e-6 and is named.
+
+    A second call passes a coarse ``h`` (0.05, not the default): there the truncation error is
+    ~4e-4, so a function that ignores the ``h`` it is given (and uses 1e-5) is seen, while
+    the rounding of a correct one (≈ 1e-14) stays far inside relative 1e-8.
     """
     part, equation = PART_NUMGRAD
     tol = Tolerance(rtol=1e-6, atol=1e-7)
@@ -153,27 +158,37 @@ def check_numerical_gradient(numerical_gradient: Callable, *, seeds: Sequence[in
     for seed in seeds:
         for dim in dims:
             f, exact, x = _test_function(seed, dim)
-            out = sandbox.call(numerical_gradient, f, x, h=h, watch={"x": x})
-            where = f" (test function with seed {seed}, dimension {dim}, h = {h:g})"
-            if out.delegated or out.error or out.mutated:
-                verdict = fail(f"{name} raised {out.error}{where}." if out.error else
-                               f"{name} changed the caller's x in place (x[i] += h): "
-                               f"perturb a copy, e.g. `xp = x.copy(); xp[i] += h`{where}."
-                               if out.mutated else
-                               f"no points for this part: {name} calls "
-                               f"{', '.join(out.delegated)}.")
-                verdict.raise_for(part, equation)
-            got = np.asarray(out.value, dtype=float)
-            central, forward = _differences(f, x, h), _differences(f, x, h, central=False)
-            if allclose(got, central, tol) and allclose(got, exact(x), Tolerance(1e-5, 1e-6)):
-                checked += 1
-                continue
-            if allclose(got, forward, tol):
-                fail("this is a forward difference (f(x + h·eᵢ) − f(x)) / h, accurate only to "
-                     "O(h); use the central difference (f(x + h·eᵢ) − f(x − h·eᵢ)) / 2h, "
-                     f"accurate to O(h²){where}.", "forward-difference").raise_for(part, equation)
-            verdict = first_difference(got, central, tol, what=f"numerical gradient of {name}")
-            fail(f"{verdict.message}{where}", verdict.mistake).raise_for(part, equation)
+            for step, exact_too in ((h, True), (coarse_h, False)):
+                where = f" (test function with seed {seed}, dimension {dim}, h = {step:g})"
+                out = sandbox.call(numerical_gradient, f, x, h=step, watch={"x": x})
+                if out.delegated or out.error or out.mutated:
+                    verdict = fail(f"{name} raised {out.error}{where}." if out.error else
+                                   f"{name} changed the caller's x in place (x[i] += h): "
+                                   f"perturb a copy, e.g. `xp = x.copy(); xp[i] += h`{where}."
+                                   if out.mutated else
+                                   f"no points for this part: {name} calls "
+                                   f"{', '.join(out.delegated)}.")
+                    verdict.raise_for(part, equation)
+                got = np.asarray(out.value, dtype=float)
+                central = _differences(f, x, step)
+                forward = _differences(f, x, step, central=False)
+                step_tol = tol if exact_too else Tolerance(rtol=1e-8, atol=1e-10)
+                if allclose(got, central, step_tol) and (
+                        not exact_too or allclose(got, exact(x), Tolerance(1e-5, 1e-6))):
+                    checked += 1
+                    continue
+                if allclose(got, forward, step_tol):
+                    fail("this is a forward difference (f(x + h·eᵢ) − f(x)) / h, accurate only "
+                         "to O(h); use the central difference (f(x + h·eᵢ) − f(x − h·eᵢ)) / 2h, "
+                         f"accurate to O(h²){where}.", "forward-difference"
+                         ).raise_for(part, equation)
+                if not exact_too and allclose(got, _differences(f, x, h), step_tol):
+                    fail(f"with h = {step:g} your result equals the central difference with "
+                         f"h = {h:g}: use the h your function is given{where}.", "h-ignored"
+                         ).raise_for(part, equation)
+                verdict = first_difference(got, central, step_tol,
+                                           what=f"numerical gradient of {name}")
+                fail(f"{verdict.message}{where}", verdict.mistake).raise_for(part, equation)
     passed(part, checked)
 
 
@@ -204,35 +219,53 @@ def hessians(seed: int, dim: int):
     return [(kind, Q @ np.diag(s * mags) @ Q.T) for kind, s in signs.items()]
 
 
+def boundary_hessians(tol: float) -> list[tuple[str, np.ndarray]]:
+    """Diagonal Hessians whose eigenvalues sit on the tolerance (|λ| = tol counts as zero:
+    degenerate) or near it, for a ``tol`` that is not the default. ``eigvalsh`` of a
+    diagonal matrix returns its diagonal exactly."""
+    return [("degenerate", np.diag([tol, 1.0, 2.0])), ("degenerate", np.diag([-tol, -1.5])),
+            ("degenerate", np.diag([tol, -1.0])), ("degenerate", np.diag([-tol, 2.0])),
+            ("degenerate", np.diag([0.5 * tol, 3.0])), ("saddle", np.diag([-2.0 * tol, 1.0]))]
+
+
 def check_classify(classify: Callable, *, seeds: Sequence[int] = (0,),
-                   dims: Sequence[int] = (2,)) -> None:
+                   dims: Sequence[int] = (2,), tols: Sequence[float] = (0.25,)) -> None:
+    """Every kind on rotated Hessians (default ``tol``), then Hessians on the boundary of a
+    non-default ``tol``: |λ| ≤ tol counts as zero, so λ = tol is degenerate."""
     part, equation = PART_CLASSIFY
     name = getattr(classify, "__name__", "your function")
+    cases = [(H, {}) for seed in seeds for dim in dims for _, H in hessians(seed, dim)]
+    cases += [(H, {"tol": tol}) for tol in tols for _, H in boundary_hessians(tol)]
     checked = 0
-    for seed in seeds:
-        for dim in dims:
-            for _, H in hessians(seed, dim):
-                out = sandbox.call(classify, H, watch={"H": H})
-                expected = reference_classify(H)
-                lam = np.linalg.eigvalsh(H)
-                if out.delegated:
-                    fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, "
-                         "the reference this part asks you to write.", "delegation"
-                         ).raise_for(part, equation)
-                if out.error:
-                    fail(f"{name} raised {out.error} on a {dim}×{dim} Hessian.",
-                         "exception").raise_for(part, equation)
-                if out.value != expected:
-                    hint = ""
-                    if expected == "maximum" and out.value == "minimum":
-                        hint = (" det(H) > 0 does not mean a minimum: a maximum in even "
-                                "dimension has a positive determinant too.")
-                    if expected == "degenerate":
-                        hint = (" A zero eigenvalue (|λ| ≤ tol) with no eigenvalue of the "
-                                "opposite sign leaves the second-order test inconclusive.")
-                    fail(f"{name} says {out.value!r} for a Hessian with eigenvalues "
-                         f"{np.round(lam, 4).tolist()}; the answer is {expected!r}: all λ > 0 "
-                         "minimum, all λ < 0 maximum, both signs saddle, otherwise degenerate."
-                         f"{hint}", "classification").raise_for(part, equation)
-                checked += 1
+    for H, kw in cases:
+        out = sandbox.call(classify, H, **kw, watch={"H": H})
+        expected = reference_classify(H, **kw)
+        lam = np.linalg.eigvalsh(H)
+        dim = len(H)
+        if out.delegated:
+            fail(f"no points for this part: {name} calls {', '.join(out.delegated)}, "
+                 "the reference this part asks you to write.", "delegation"
+                 ).raise_for(part, equation)
+        if out.error:
+            fail(f"{name} raised {out.error} on a {dim}×{dim} Hessian.",
+                 "exception").raise_for(part, equation)
+        if out.value != expected:
+            hint = ""
+            if expected == "maximum" and out.value == "minimum":
+                hint = (" det(H) > 0 does not mean a minimum: a maximum in even "
+                        "dimension has a positive determinant too.")
+            if expected == "degenerate":
+                hint = (" A zero eigenvalue (|λ| ≤ tol) with no eigenvalue of the "
+                        "opposite sign leaves the second-order test inconclusive.")
+            given = f" and tol={kw['tol']}" if kw else ""
+            if kw and np.any(np.abs(lam) == kw["tol"]):
+                hint += (" Here an eigenvalue equals tol: |λ| ≤ tol counts as zero, so compare "
+                         "λ > tol and λ < −tol (strictly).")
+            elif kw:
+                hint += f" Use the tol you are given ({kw['tol']}), not the default."
+            fail(f"{name} says {out.value!r} for a Hessian with eigenvalues "
+                 f"{np.round(lam, 4).tolist()}{given}; the answer is {expected!r}: all λ > tol "
+                 "minimum, all λ < −tol maximum, both signs saddle, otherwise degenerate."
+                 f"{hint}", "classification").raise_for(part, equation)
+        checked += 1
     passed(part, checked)

@@ -31,8 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from descent.grading import sandbox
+from descent.grading import randomness, sandbox
 from descent.grading.compare import TOL32, TOL64, allclose, first_difference, scale_mistake
+from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.schedules import judge_schedule, run_schedule
 from descent.grading.training import TOLERANCE, best_device, graded_on_cuda
@@ -147,25 +148,28 @@ def judge_epochs(result, n: int, batch_size: int, epochs: int, drop_last: bool) 
     return PASS
 
 
-SAMPLER_CASES = ((10, 3, 3, False), (10, 3, 3, True), (12, 4, 2, False))
+SAMPLER_CASES = ((10, 3, 3, False), (10, 3, 3, True), (12, 4, 2, False), (11, 4, 2, True),
+                 (7, 1, 2, True))
 
 
 def check_sampler(epoch_batches: Callable, *, seeds: Sequence[int] = (0,),
                   cases: Sequence[tuple[int, int, int, bool]] = SAMPLER_CASES) -> None:
-    """Each case is (n, batch_size, epochs, drop_last); n ≥ 9 so that a correct random order
-    equals a fixed one with probability ≤ 1/9! per comparison."""
+    """Each case is (n, batch_size, epochs, drop_last); n ≥ 7 so that a correct random order
+    equals a fixed one with probability ≤ 1/7! per comparison. Each case runs the seed twice
+    and the next seed once (:func:`descent.grading.randomness.seeded_runs`): the same seed
+    must give the same batches, another seed others, and no global generator may move. The
+    cases cover n % B = 0, 1, B − 1 and B = 1, with and without drop_last."""
     part, name = PART_SAMPLER, _name(epoch_batches)
     for seed in seeds:
         for n, size, epochs, drop_last in cases:
             where = f" (n={n}, batch_size={size}, epochs={epochs}, seed={seed}, " \
                     f"drop_last={drop_last})"
-            runs = []
-            for s in (seed, seed, seed + 1):
-                with _references():
-                    out = sandbox.call(epoch_batches, n, size, epochs=epochs, seed=s,
-                                       drop_last=drop_last)
-                _raise_if_untrusted_failed(out, name, part, where)
-                runs.append(out.value)
+            with _references():
+                out = sandbox.call(randomness.seeded_runs, epoch_batches, (n, size),
+                                   {"epochs": epochs, "drop_last": drop_last},
+                                   (seed, seed, seed + 1))
+            _raise_if_untrusted_failed(out, name, part, where)
+            runs = out.value["values"]
             verdict = judge_epochs(runs[0], n, size, epochs, drop_last)
             if not verdict.ok:
                 fail(f"{name}: {verdict.message}{where}", verdict.mistake).raise_for(*part)
@@ -179,7 +183,32 @@ def check_sampler(epoch_batches: Callable, *, seeds: Sequence[int] = (0,),
                     and np.array_equal(flat(other), flat(runs[0])):
                 fail(f"{name} gives the same batches for seed {seed} and seed {seed + 1}: "
                      f"the seed is ignored{where}.", "seed-ignored").raise_for(*part)
+            if out.value["moved"]:
+                fail(randomness.moved_message(name, out.value["moved"]) + where + ".",
+                     "global-rng").raise_for(*part)
     passed(part[0], len(seeds) * len(cases))
+
+
+def _seeded_number(out: sandbox.Outcome, name: str, part, seed: int, where: str) -> float:
+    """The first of three seeded results (seed, seed, seed + 1) as a number, after checking
+    that the same seed repeats, another seed differs, and no global generator moved."""
+    values = out.value["values"]
+    try:
+        got = [float(v) for v in values]
+    except (TypeError, ValueError):
+        fail(f"{name} must return one number, got {type(values[0]).__name__}{where}.",
+             "wrong-type").raise_for(*part)
+    if not got[0] == got[1] and not (np.isnan(got[0]) and np.isnan(got[1])):
+        fail(f"{name} gives {got[0]:.10g}, then {got[1]:.10g} when called again with seed "
+             f"{seed}: it is not reproducible. Draw from `np.random.default_rng(seed)`, not "
+             f"from the global generator{where}.", "not-seeded").raise_for(*part)
+    if got[2] == got[0]:
+        fail(f"{name} gives the same result, {got[0]:.10g}, for seed {seed} and seed "
+             f"{seed + 1}: the seed is ignored{where}.", "seed-ignored").raise_for(*part)
+    if out.value["moved"]:
+        fail(randomness.moved_message(name, out.value["moved"]) + where + ".",
+             "global-rng").raise_for(*part)
+    return got[0]
 
 
 # -- 3.2 and 3.3 the variance of a mini-batch gradient ---------------------------------------
@@ -245,7 +274,9 @@ def trusted_minibatch_variance(grads, batch_size, *, draws, seed):
 
 def check_variance(minibatch_variance: Callable, *, seeds: Sequence[int] = (0,),
                    batch_sizes: Sequence[int] = (8, 100), draws: int = 500) -> None:
-    """The measurement within 5 standard errors of the prediction.
+    """The measurement within 5 standard errors of the prediction, and seeded: the same seed
+    twice gives the same number, the next seed another, and no global generator moves
+    (:func:`descent.grading.randomness.seeded_runs`).
 
     Why 5: the mean of K draws has standard error s/√K, with s the spread of one draw (the
     grader measures it on 500 draws of its own, once per seed and B); a correct measurement
@@ -262,15 +293,12 @@ def check_variance(minibatch_variance: Callable, *, seeds: Sequence[int] = (0,),
         for size in batch_sizes:
             arg = np.array(grads)
             with _references():
-                out = sandbox.call(minibatch_variance, arg, size, draws=draws, seed=seed,
+                out = sandbox.call(randomness.seeded_runs, minibatch_variance, (arg, size),
+                                   {"draws": draws}, (seed, seed, seed + 1),
                                    watch={"grads": arg})
             where = f" (N = {n}, P = {p}, B = {size}, K = {draws} draws, seed {seed})"
             _raise_if_untrusted_failed(out, name, part, where)
-            try:
-                got = float(out.value)
-            except (TypeError, ValueError):
-                fail(f"{name} must return one number, got {type(out.value).__name__}{where}.",
-                     "wrong-type").raise_for(*part)
+            got = _seeded_number(out, name, part, seed, where)
             expected = predicted_variance(grads, size)
             se = _draw_spread(seed, size) / math.sqrt(draws)
             if np.isfinite(got) and abs(got - expected) <= 5 * se:
@@ -300,7 +328,8 @@ def check_variance(minibatch_variance: Callable, *, seeds: Sequence[int] = (0,),
 def check_slope(variance_slope: Callable, *, seeds: Sequence[int] = (0,),
                 batch_sizes: Sequence[int] = (2, 4, 8, 16, 32, 64), draws: int = 400,
                 atol: float = 0.05) -> None:
-    """The fitted slope of log variance against log B, within 0.05 of the prediction's slope.
+    """The fitted slope of log variance against log B, within 0.05 of the prediction's slope;
+    seeded like :func:`check_variance` (the seed it is given is passed on).
 
     The student's ``minibatch_variance`` is replaced by the grader's own measurement while
     this part runs, so a mistake in 3.2 costs 3.2 only. Why 0.05: with 400 draws per point,
@@ -315,16 +344,13 @@ def check_slope(variance_slope: Callable, *, seeds: Sequence[int] = (0,),
         grads = example_gradients(seed)
         arg = np.array(grads)
         with _references():
-            out = sandbox.call(variance_slope, arg, list(batch_sizes), draws=draws, seed=seed,
-                               watch={"grads": arg},
+            out = sandbox.call(randomness.seeded_runs, variance_slope,
+                               (arg, list(batch_sizes)), {"draws": draws},
+                               (seed, seed, seed + 1), watch={"grads": arg},
                                trusted={"minibatch_variance": trusted_minibatch_variance})
         where = f" (B = {list(batch_sizes)}, seed {seed})"
         _raise_if_untrusted_failed(out, name, part, where)
-        try:
-            got = float(out.value)
-        except (TypeError, ValueError):
-            fail(f"{name} must return the slope, one number; got "
-                 f"{type(out.value).__name__}{where}.", "wrong-type").raise_for(*part)
+        got = _seeded_number(out, name, part, seed, where)
         expected = loglog_slope(batch_sizes, [predicted_variance(grads, b) for b in batch_sizes])
         if abs(got - expected) <= atol:
             continue

@@ -26,6 +26,7 @@ run (:mod:`descent.grading.training`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -36,9 +37,10 @@ import torch
 
 from descent.grading import sandbox
 from descent.grading.catalogue import SGD_MISTAKES
+from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
 from descent.grading.feedback import fail, passed
 from descent.grading.rules import Mistake, RuleSpec, check_rule
-from descent.grading.training import RunSpec, judge_training, losses, run_training
+from descent.grading.training import RunSpec, grouped, judge_training, losses, run_training
 
 PART_HB = ("4.1", "eq. (HB), PyTorch's form: b_t = β b_{t−1} + g_t, θ_t = θ_{t−1} − η b_t")
 PART_NAG = ("4.2", "eq. (NAG), PyTorch's form: b_t = β b_{t−1} + g_t, "
@@ -114,21 +116,18 @@ def check_nesterov(nesterov_update: Callable, momentum_init: Callable, *,
 # The grader's own rules, substituted for the student's while 4.3 and 4.4 run (they must not
 # call descent.rules, which is forbidden while student code runs).
 
-def _copy(x):
-    return x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
-
-
 def trusted_momentum_init(param) -> _Buffer:
     return _Buffer(None)
 
 
 def trusted_heavy_ball(param, grad, state, *, lr, momentum):
-    b = _copy(grad) if state.b is None else momentum * state.b + grad   # b_t = β b_{t−1} + g_t
+    """Like the notebook's rule, the first buffer is the gradient tensor itself (4.4's hint)."""
+    b = grad if state.b is None else momentum * state.b + grad          # b_t = β b_{t−1} + g_t
     return param - lr * b, _Buffer(b)                                   # θ_t = θ_{t−1} − η b_t
 
 
 def trusted_nesterov(param, grad, state, *, lr, momentum):
-    b = _copy(grad) if state.b is None else momentum * state.b + grad   # b_t = β b_{t−1} + g_t
+    b = grad if state.b is None else momentum * state.b + grad          # b_t = β b_{t−1} + g_t
     return param - lr * (grad + momentum * b), _Buffer(b)               # θ_t = θ_{t−1} − η d_t
 
 
@@ -233,13 +232,16 @@ def check_tuning(best_heavy_ball: Callable, *, problems: Sequence[tuple[float, f
                     + f"; the optimum is ρ = (√κ − 1)/(√κ + 1) = {best.rate:.4f}, reached at "
                     f"(α, β) = ({best.lr:.6g}, {best.momentum:.6g}).")
         hint = _diagnose_tuning(lr, momentum, L, mu)
-        fail(f"{hint + ': ' if hint else ''}{measured}{where}", "tuning").raise_for(*part)
+        fail(f"{hint + ': ' if hint else ''}{measured}{where}",
+             "tuning-known" if hint else "tuning").raise_for(*part)
     passed(part[0], 2 * len(problems))
 
 
 # -- 4.4 the optimizer and its training run ---------------------------------------------------
 
 SETTINGS = ((0.05, 0.9, False), (0.05, 0.9, True))
+# The second param group of the grouped run: another lr, momentum and nesterov than the first.
+SECOND_GROUP = {"lr": 0.02, "momentum": 0.6, "nesterov": False}
 
 
 def _wrong_design(got: sandbox.Outcome, run: RunSpec, lr: float, beta: float,
@@ -269,9 +271,16 @@ def check_optimizer(MomentumSGD: type, *, runs: Sequence[RunSpec] = (RunSpec(),)
     4.2 costs that part only); the class itself (state per parameter, the call of the rule,
     the write-back) is what this part checks. When the curve differs, the grader also runs
     the usual wrong designs and names the one it matches.
+
+    The runs zero the gradients in place (``zero_grad(set_to_none=False)``, which torch
+    allows), and the grader's rules, like the notebook's, return the gradient tensor itself as
+    the first buffer: a class that stores that buffer without a copy sees it zeroed. A last
+    run has two param groups with their own lr, momentum and nesterov (the first setting for
+    the first layer, :data:`SECOND_GROUP` for the rest).
     """
     part, name = PART_TRAIN, getattr(MomentumSGD, "__name__", "your optimizer")
     for run in runs:
+        run = dataclasses.replace(run, zero_grad_to_none=False)
         for lr, beta, nesterov in settings:
             make = functools.partial(MomentumSGD, lr=lr, momentum=beta, nesterov=nesterov)
             reference = functools.partial(torch.optim.SGD, lr=lr, momentum=beta,
@@ -288,4 +297,19 @@ def check_optimizer(MomentumSGD: type, *, runs: Sequence[RunSpec] = (RunSpec(),)
             if meaning:
                 fail(f"{meaning}{where}.", "optimizer").raise_for(*part)
             fail(f"{verdict.message}{where}", verdict.mistake).raise_for(*part)
-    passed(part[0], len(runs) * len(settings))
+        lr, beta, nesterov = settings[0]
+        first = {"lr": lr, "momentum": beta, "nesterov": nesterov}
+        with sandbox.trusting(TRUSTED):
+            got = run_training(functools.partial(grouped, MomentumSGD, SECOND_GROUP, **first),
+                               run)
+        verdict = judge_training(functools.partial(grouped, torch.optim.SGD, SECOND_GROUP,
+                                                   **first), got, run)
+        if not verdict.ok:
+            hint = ("with two param groups (first layer: "
+                    f"{first}; the rest: {SECOND_GROUP}) your optimizer does not train as "
+                    "torch.optim.SGD does: in step(), read lr, momentum and nesterov from each "
+                    "`group` dict, for every group" if verdict.mistake == "curve" else
+                    "with two param groups")
+            fail(f"{hint}: {verdict.message} (the grader's run with seed {run.seed})",
+                 verdict.mistake).raise_for(*part)
+    passed(part[0], len(runs) * (len(settings) + 1))

@@ -42,6 +42,7 @@ from descent import _arrays as xp
 from descent.grading import sandbox, training
 from descent.grading.catalogue import adam_init_variant, adam_spec, adam_variant, library_rule
 from descent.grading.catalogue import rmsprop_spec as _rmsprop_spec
+from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
 from descent.grading.feedback import Verdict, fail, passed
 from descent.grading.rules import Mistake, RuleCase, RuleSpec, check_rule, judge_rule, run_rule
 
@@ -252,7 +253,7 @@ def trusted_adamw_update(param, grad, state, *, lr, beta1=0.9, beta2=0.999, eps=
 class _FreshStateAdamW(torch.optim.Optimizer):
     """A known mistake of part 5.6: the rule's state is created anew at every step."""
 
-    def __init__(self, params, lr, betas, eps, weight_decay):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     @torch.no_grad()
@@ -266,7 +267,11 @@ class _FreshStateAdamW(torch.optim.Optimizer):
                 p.copy_(new)
 
 
-TRAIN_HYPER = {"lr": 2e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}
+# The grader's run: two param groups (the first layer, the rest), every hyperparameter away
+# from its default (an optimizer that ignores a group's betas or eps, or reads the defaults,
+# trains differently; ε = 1e-3 and 1e-4 are large enough to move the curve).
+TRAIN_HYPER = {"lr": 2e-2, "betas": (0.85, 0.99), "eps": 1e-3, "weight_decay": 0.1}
+SECOND_GROUP = {"lr": 1e-2, "betas": (0.7, 0.95), "eps": 1e-4, "weight_decay": 0.02}
 
 
 def _rule_passes(update: Callable, init: Callable) -> bool:
@@ -281,8 +286,10 @@ def _rule_passes(update: Callable, init: Callable) -> bool:
 
 def check_training(optimizer_class: type, *, seeds: Sequence[int] = (0,),
                    steps: int = 60) -> None:
-    """Re-run ``optimizer_class(params, **TRAIN_HYPER)`` in the grader's run; compare with
-    ``torch.optim.AdamW`` on the same device (:mod:`descent.grading.training`)."""
+    """Re-run ``optimizer_class`` in the grader's run, with two param groups (the first layer
+    with :data:`TRAIN_HYPER`, the rest with :data:`SECOND_GROUP`); compare with
+    ``torch.optim.AdamW`` built the same way, on the same device
+    (:mod:`descent.grading.training`)."""
     part, equation = PART_TRAIN
     names = sandbox.notebook_names(optimizer_class, "adamw_update", "adam_init")
     trusted = None
@@ -291,11 +298,13 @@ def check_training(optimizer_class: type, *, seeds: Sequence[int] = (0,),
         print("Your adamw_update does not pass Part 5.4, so this run uses the grader's "
               "AdamW rule inside your optimizer class (the rule's points are lost once, "
               "in Part 5.4).")
-    reference = functools.partial(torch.optim.AdamW, **TRAIN_HYPER)
+    reference = functools.partial(training.grouped, torch.optim.AdamW, SECOND_GROUP,
+                                  **TRAIN_HYPER)
     for seed in seeds:
         run = training.RunSpec(seed=seed, steps=steps)
         with sandbox.trusting(trusted):
-            got = training.run_training(functools.partial(optimizer_class, **TRAIN_HYPER), run)
+            got = training.run_training(functools.partial(training.grouped, optimizer_class,
+                                                          SECOND_GROUP, **TRAIN_HYPER), run)
         verdict = training.judge_training(reference, got, run)
         if not verdict.ok and verdict.mistake in ("curve", "final-loss"):
             verdict = _diagnose_run(got, run, verdict)
@@ -310,7 +319,8 @@ def _diagnose_run(got: sandbox.Outcome, run: training.RunSpec, verdict: Verdict)
         return fail("the loss never changes: your step computes new parameters but does not "
                     "write them back. `p = new_p` only rebinds the name; update the tensor "
                     "itself with `p.copy_(new_p)`. " + verdict.message, "params-not-written")
-    fresh = training.losses(functools.partial(_FreshStateAdamW, **TRAIN_HYPER), run,
+    fresh = training.losses(functools.partial(training.grouped, _FreshStateAdamW,
+                                              SECOND_GROUP, **TRAIN_HYPER), run,
                             untrusted=False).value
     tol = training.TOLERANCE[run.resolved().device]
     if np.all(np.abs(mine - fresh) <= tol * np.maximum(np.abs(fresh), 1e-12)):

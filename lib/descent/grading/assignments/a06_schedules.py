@@ -43,7 +43,8 @@ import numpy as np
 import torch
 
 from descent.grading import sandbox, training
-from descent.grading.compare import TOL32, TOL64, allclose, close
+from descent.grading.compare import TOL64, allclose, close
+from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.schedules import judge_schedule, run_schedule
 
@@ -103,37 +104,39 @@ def sgdr_variant(t: int, *, lr, T_0, T_mult=1, eta_min=0.0, mistake: str) -> flo
     return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
 
 
-def _sgdr_restart_mistake(got: np.ndarray, hyper: dict[str, Any]) -> Verdict | None:
-    steps = len(got)
-    ref = reference("sgdr", **hyper)
-    expected = np.array([ref(t) for t in range(steps)])
-    for mistake in ("late", "strict"):
-        variant = np.array([sgdr_variant(t, **hyper, mistake=mistake) for t in range(steps)])
-        if allclose(got, variant, TOL64) and not allclose(variant, expected, TOL64):
-            t = int(np.argmax(~close(got, expected, TOL64)))
-            return fail(f"the SGDR restart is off by one: at step {t} the reference restarts "
-                        f"(T_cur = 0, η_t = η = {expected[t]:.6g}), your schedule gives "
-                        f"{got[t]:.6g}. A cycle of T_i steps covers T_cur = 0 … T_i − 1; at "
-                        "T_cur = T_i the next cycle starts, so restart when T_cur >= T_i "
-                        "(not > T_i), and do not let the cosine reach T_cur = T_i.",
-                        "sgdr-restart-off-by-one")
-    return None
+def _sgdr_mistakes(hyper: dict[str, Any]) -> list:
+    """SGDR's restart off by one, both ways (variants for ``judge_schedule``)."""
+    explain = ("the SGDR restart is off by one: a cycle of T_i steps covers T_cur = 0 … "
+               "T_i − 1; at T_cur = T_i the next cycle starts, so restart when T_cur >= T_i "
+               "(not > T_i), and do not let the cosine reach T_cur = T_i")
+    return [("sgdr-restart-off-by-one", explain,
+             functools.partial(sgdr_variant, **hyper, mistake=mistake))
+            for mistake in ("late", "strict")]
 
 
-def _cosine_short(got: np.ndarray, ref: Callable[[int], float],
-                  hyper: dict[str, Any]) -> Verdict | None:
-    """The cosine part never reaches η_min (``judge_schedule`` looks at the whole curve, whose
-    minimum is the warmup's 0 here, so it cannot see this)."""
-    w, total, eta_min = hyper["warmup_steps"], hyper["total_steps"], hyper.get("eta_min", 0.0)
-    tail = got[w:]
-    if len(got) <= total or not close(tail[:1], [ref(w)], TOL64).all():
-        return None
-    if np.min(tail) > eta_min + 1e-9 * max(1.0, abs(eta_min)):
-        return fail(f"the cosine does not reach its minimum: at step T = {total} the reference "
-                    f"is η_min = {ref(total):.6g}, your schedule gives {got[total]:.6g} and "
-                    "never goes that low. The cosine's argument must reach π exactly at step "
-                    "T: π·(t − W)/(T − W), not π·(t − W)/(T − W + 1).", "cosine-short")
-    return None
+def warmup_cosine_variant(t: int, *, lr, warmup_steps, total_steps, eta_min=0.0,
+                          hold: bool) -> float:
+    """The cosine divided by T − W + 1 (it never reaches π): ``hold=False`` clips t at T (the
+    schedule stays above η_min for ever), ``hold=True`` returns η_min from step T on."""
+    if t < warmup_steps:
+        return lr * t / warmup_steps
+    if hold and t >= total_steps:
+        return eta_min
+    progress = min(t - warmup_steps, total_steps - warmup_steps) / (
+        total_steps - warmup_steps + 1)
+    return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * progress)) / 2
+
+
+def _warmup_cosine_mistakes(hyper: dict[str, Any]) -> list:
+    total = hyper["total_steps"]
+    fix = ("The cosine's argument must reach π exactly at step T: π·(t − W)/(T − W), not "
+           "π·(t − W)/(T − W + 1)")
+    return [("cosine-short", f"the cosine does not reach its minimum: at step T = {total} "
+             f"your schedule is still above η_min = {hyper.get('eta_min', 0.0)} and never goes "
+             f"that low. {fix}", functools.partial(warmup_cosine_variant, **hyper, hold=False)),
+            ("cosine-short", "the cosine's argument falls short of π: at step T − 1 your "
+             "schedule is higher than the reference's, then jumps to η_min at T. " + fix,
+             functools.partial(warmup_cosine_variant, **hyper, hold=True))]
 
 
 # -- one check per schedule ---------------------------------------------------------------------
@@ -142,20 +145,18 @@ BOUNDARY = {"warmup_cosine": "a warmup boundary off by one",
             "step_decay": "a decay boundary off by one (t // s, the decay happens at t = s)",
             "inverse_sqrt": "the paper's 1-based step n = t + 1 mixed up with t",
             "sgdr": "a restart off by one"}
+MISTAKES = {"sgdr": _sgdr_mistakes, "warmup_cosine": _warmup_cosine_mistakes}
 
 
 def judge(kind: str, hyper: dict[str, Any], got: sandbox.Outcome, steps: int,
           fn_name: str) -> Verdict:
-    """Trusted: the student's values against the library's, with the named mistakes."""
+    """Trusted: the student's values against the library's (float32 rounding accepted first),
+    then the named mistakes, each only when it reproduces the values."""
     ref = reference(kind, **hyper)
-    verdict = judge_schedule(ref, steps, got, fn_name=fn_name)
-    if verdict.ok or (verdict.mistake is None and allclose(
-            got.value, [ref(t) for t in range(steps)], TOL32)):
-        return PASS                                # float32 arithmetic is correct too
-    if kind == "sgdr" and got.ok:
-        verdict = _sgdr_restart_mistake(np.asarray(got.value), hyper) or verdict
-    if kind == "warmup_cosine" and got.ok and verdict.mistake is None:
-        verdict = _cosine_short(np.asarray(got.value), ref, hyper) or verdict
+    mistakes = MISTAKES[kind](hyper) if kind in MISTAKES else ()
+    verdict = judge_schedule(ref, steps, got, fn_name=fn_name, mistakes=mistakes)
+    if verdict.ok:
+        return PASS
     message = verdict.message.replace("a warmup boundary off by one", BOUNDARY[kind])
     settings = ", ".join(f"{k}={v}" for k, v in hyper.items())
     return fail(f"{message} (with {settings})", verdict.mistake)
@@ -227,8 +228,10 @@ class MSELoss:
 
 
 class RecordingSGD(torch.optim.SGD):
-    """The grader's SGD: each ``step()`` records the lr it uses and the loss at the parameters
-    it starts from (computed by the grader, in ``no_grad``), then steps."""
+    """The grader's SGD: each ``step()`` records the lr of every param group and the loss at
+    the parameters it starts from (computed by the grader, in ``no_grad``), then steps. The
+    grader gives it two groups (the first layer, the rest), so a loop that sets the lr of the
+    first group only is seen."""
 
     def __init__(self, params, loss_fn: MSELoss, model: torch.nn.Module):
         super().__init__(params, lr=0.0, momentum=MOMENTUM)
@@ -241,13 +244,14 @@ class RecordingSGD(torch.optim.SGD):
     def step(self, closure=None):
         with torch.no_grad():
             self.losses.append(float(self.loss_fn(self.model)))
-        self.lrs.append(self.param_groups[0]["lr"])
+        self.lrs.append([group["lr"] for group in self.param_groups])
         return super().step(closure)
 
 
-def recorded(optimizer: RecordingSGD, _value=None) -> dict[str, list[float]]:
-    """What the grader's optimizer recorded during the student's loop (plain data)."""
-    return {"lrs": [float(v) for v in optimizer.lrs],
+def recorded(optimizer: RecordingSGD, _value=None) -> dict[str, list]:
+    """What the grader's optimizer recorded during the student's loop (plain data): the lr of
+    each group at each step, and the losses."""
+    return {"lrs": [[float(v) for v in step] for step in optimizer.lrs],
             "losses": [float(v) for v in optimizer.losses]}
 
 
@@ -258,7 +262,9 @@ def lookup(values: list[float], t: int) -> float:
 def _setup(run: training.RunSpec):
     x, y, model = training._data_and_model(run)
     loss_fn = MSELoss(x, y)
-    return model, loss_fn, RecordingSGD(model.parameters(), loss_fn, model)
+    params = list(model.parameters())
+    groups = [{"params": params[:2]}, {"params": params[2:]}]
+    return model, loss_fn, RecordingSGD(groups, loss_fn, model)
 
 
 def reference_train(model, loss_fn, optimizer, schedule, steps, *, zero_grad=True):
@@ -312,14 +318,26 @@ def _judge_run(out, run: training.RunSpec, given: list[float],
     if out.error:
         return fail(f"{name} raised {out.error}{where}.", "exception")
     seen = out.observed if isinstance(out.observed, dict) else {}
-    lrs = np.asarray(seen.get("lrs", []), dtype=float)
+    try:
+        table = np.asarray(seen.get("lrs", []), dtype=float).reshape(-1, 2)
+    except ValueError:
+        table = np.zeros((0, 2))
     mine = np.asarray(seen.get("losses", []), dtype=float)
-    if len(lrs) != steps:
-        return fail(f"{name} called optimizer.step() {len(lrs)} times; the run has {steps} "
+    if len(table) != steps:
+        return fail(f"{name} called optimizer.step() {len(table)} times; the run has {steps} "
                     f"steps, one optimizer.step() each{where}.", "step-count")
     expected_lrs = np.asarray(given, dtype=float)
-    if not allclose(lrs, expected_lrs[:steps], TOL64):
+    for group in range(table.shape[1]):
+        lrs = table[:, group]
+        if allclose(lrs, expected_lrs[:steps], TOL64):
+            continue
         t = int(np.argmax(~close(lrs, expected_lrs[:steps], TOL64)))
+        if group > 0 and allclose(table[:, 0], expected_lrs[:steps], TOL64):
+            return fail(f"at optimizer.step() number {t} param group {group} has lr "
+                        f"{lrs[t]:.6g}, the schedule gives η_{t} = {expected_lrs[t]:.6g}: the "
+                        "grader's optimizer has two param groups and your loop sets the lr of "
+                        "the first only. Set group['lr'] = schedule(t) for every group in "
+                        f"optimizer.param_groups{where}.", "lr-first-group")
         if allclose(lrs, expected_lrs[1:], TOL64) or allclose(
                 lrs[1:], expected_lrs[:steps - 1], TOL64):
             return fail(f"optimizer.step() number {t} used lr {lrs[t]:.6g}, but step {t} must "

@@ -267,7 +267,14 @@ def check_init(cls: type) -> None:
             fail(f"{name}(params, {key}={value!r}) {got}; it must raise ValueError naming the "
                  f"argument and the allowed range ({rule}), as torch.optim.AdamW does.",
                  "validation").raise_for(*part)
-    passed(part[0], len(DEFAULTS) + len(expected) + len(bad) + 1)
+    # The edges of the allowed ranges are allowed (torch.optim.AdamW accepts them all).
+    edges = [("lr", 0.0, "η ≥ 0"), ("eps", 0.0, "ε ≥ 0"), ("betas", (0.0, 0.0), "β in [0, 1)"),
+             ("weight_decay", 0.0, "λ ≥ 0")]
+    for key, value, rule in edges:
+        out = sandbox.call(cls, params, **{key: value})
+        _raise_if_failed(out, name, part, f" when constructed with {key}={value!r}: the "
+                         f"allowed range is {rule}, its edge included, as in torch.optim.AdamW")
+    passed(part[0], len(DEFAULTS) + len(expected) + len(bad) + len(edges) + 1)
 
 
 # -- 7.2 the update ------------------------------------------------------------------------

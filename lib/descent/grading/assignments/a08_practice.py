@@ -9,9 +9,11 @@ reported numbers are never read. The references are the library's and torch's:
 - 8.2 autograd of the mean loss over the concatenated big batch (float64, 1e-9);
 - 8.3 ``torch.nn.utils.clip_grad_norm_`` (float64; relative 1e-5, so writing ``‖g‖`` or
   torch's ``‖g‖ + 10⁻⁶`` in the clip coefficient both pass, on gradients of norm ≥ 1);
-- 8.4 the same steps under ``torch.autocast`` written by the grader (bf16 on the CPU; fp16
-  with a ``GradScaler`` on CUDA), loss curves within 1e-4 (CPU) / 1e-3 (CUDA) per step,
-  where float32 differs from bf16 by more than 1e-3 (measured);
+- 8.4 the same steps under ``torch.autocast`` written by the grader, in the device's own
+  dtype (bf16 on the CPU, fp16 on CUDA) and in the other one, through a recording
+  ``GradScaler`` that scales on every device (its calls are checked: scale, step, update),
+  loss curves within 1e-4 (CPU) / 1e-3 (CUDA) per step, where float32 differs from bf16 by
+  more than 1e-3 (measured);
 - 8.5 the bug-free loop (:func:`reference_loop`) on the grader's data (with corrupted rows).
 
 A difference that matches a known variant is named (the variants are the reference with one
@@ -36,7 +38,8 @@ from descent.grading.training import TOLERANCE, best_device
 PART_RANGE = ("8.1", "the LR range test: η_i = η_min(η_max/η_min)^{i/(N−1)}, EMA ℓ̂_i, stop")
 PART_ACCUM = ("8.2", "accumulation: Σ_i (n_i/N) ∇L_i = ∇ of the big batch's mean loss")
 PART_CLIP = ("8.3", "clipping by global norm, g ← g·min(1, c/‖g‖)")
-PART_AMP = ("8.4", "a mixed-precision step (bf16 autocast; fp16 + GradScaler on CUDA)")
+PART_AMP = ("8.4", "a mixed-precision step (autocast, then the GradScaler's scale, step, "
+                   "update)")
 PART_DEBUG = ("8.5", "the fixed training loop against the bug-free reference")
 
 
@@ -179,8 +182,13 @@ def _same_run(got, expected, tol) -> bool:
 
 
 def check_range_test(lr_range_test: Callable, *, seeds: Sequence[int] = (0,),
-                     settings: Sequence[dict] = ({"min_lr": 1e-4, "max_lr": 10.0,
-                                                  "steps": 60},)) -> None:
+                     settings: Sequence[dict] = (
+                         {"min_lr": 1e-4, "max_lr": 10.0, "steps": 60},
+                         {"min_lr": 1e-5, "max_lr": 30.0, "steps": 80, "beta": 0.9,
+                          "diverge": 1.5})) -> None:
+    """The rates, losses and smoothed losses against :func:`reference_range_test`. The second
+    setting moves ``beta`` and ``diverge`` off their defaults (with k = 1.5 the grader's run
+    stops two steps before it would with k = 4)."""
     part, name = PART_RANGE, _name(lr_range_test)
     checks = 0
     for seed in seeds:
@@ -280,9 +288,14 @@ def check_accumulation(accumulate_gradients: Callable, *, seeds: Sequence[int] =
                                         "k is right only when all micro-batches have the same "
                                         "size; weight each by n_i/N (its share of the examples)")
             if allclose(got, expected, TOL64):
-                value = out.value
-                if value is not None and not math.isclose(float(value), loss, rel_tol=1e-9):
-                    fail(f"{name} returned the loss {float(value):.10g}; the big batch's mean "
+                try:
+                    value = float(out.value)
+                except (TypeError, ValueError):
+                    fail(f"{name} returned {type(out.value).__name__}; it must return the big "
+                         f"batch's mean loss, {loss:.10g} = Σ_i (n_i/N)·L_i, as a number{where}.",
+                         "loss").raise_for(*part)
+                if not math.isclose(value, loss, rel_tol=1e-9):
+                    fail(f"{name} returned the loss {value:.10g}; the big batch's mean "
                          f"loss is {loss:.10g}: return Σ_i (n_i/N)·L_i{where}.", "loss"
                          ).raise_for(*part)
                 checks += 1
@@ -377,11 +390,56 @@ def check_clipping(clip_grad_norm: Callable, *, seeds: Sequence[int] = (0,),
 
 # -- 8.4 a mixed-precision step ------------------------------------------------------------
 
-def amp_setting(device: torch.device):
-    """(autocast dtype, a fresh GradScaler): fp16 + scaling on CUDA, bf16 without it else."""
+class RecordingScaler(torch.amp.GradScaler):
+    """The grader's GradScaler: it scales for real, on every device (2¹⁰ on the CPU, where
+    torch would leave it off for bf16), and records the calls made of it, so that a step that
+    bypasses the scaler is seen even where scaling changes no number.
+
+    A power of two scales and unscales float32 gradients exactly, so the reference's losses
+    equal those of an unscaled run: the scaler is visible to the check, not to the numbers.
+    """
+
+    def __init__(self, device_type: str = "cpu", init_scale: float = 2.0 ** 10):
+        super().__init__(device_type, init_scale=init_scale)
+        self.calls: list[str] = []
+        self._depth = 0
+
+    def _record(self, name: str, method, *args, **kwargs):
+        if not self._depth:
+            self.calls.append(name)
+        self._depth += 1
+        try:
+            return method(*args, **kwargs)
+        finally:
+            self._depth -= 1
+
+    def scale(self, outputs):
+        return self._record("scale", super().scale, outputs)
+
+    def unscale_(self, optimizer):
+        return self._record("unscale_", super().unscale_, optimizer)
+
+    def step(self, optimizer, *args, **kwargs):
+        return self._record("step", super().step, optimizer, *args, **kwargs)
+
+    def update(self, new_scale=None):
+        return self._record("update", super().update, new_scale)
+
+
+def amp_dtypes(device: torch.device) -> tuple[torch.dtype, torch.dtype]:
+    """The device's own autocast dtype first (fp16 on CUDA, bf16 on the CPU), then the other
+    one: a step that ignores the ``dtype`` it is given runs the device's default."""
     if device.type == "cuda":
-        return torch.float16, torch.amp.GradScaler("cuda")
-    return torch.bfloat16, torch.amp.GradScaler(device.type, enabled=False)
+        return torch.float16, torch.bfloat16
+    return torch.bfloat16, torch.float16
+
+
+def amp_setting(device: torch.device, dtype: torch.dtype | None = None):
+    """(autocast dtype, a fresh recording GradScaler), active on every device (on CUDA with
+    torch's default scale 2¹⁶)."""
+    dtype = dtype or amp_dtypes(device)[0]
+    scale = 2.0 ** 16 if device.type == "cuda" else 2.0 ** 10
+    return dtype, RecordingScaler(device.type, init_scale=scale)
 
 
 def reference_amp_step(model, optimizer, scaler, x, y, *, dtype) -> float:
@@ -395,15 +453,15 @@ def reference_amp_step(model, optimizer, scaler, x, y, *, dtype) -> float:
     return float(loss.detach())
 
 
-def _amp_setup(seed: int, device, *, autocast: bool = True):
+def _amp_setup(seed: int, device, *, autocast: bool = True, dtype=None):
     """The grader's float32 MLP, data, SGD and scaler; ``autocast=False``: the fp32 run."""
     torch.backends.cuda.matmul.allow_tf32 = False
     model = mlp(seed, torch.float32, width=64).to(device)
     x, y = (t.float().to(device) for t in regression(seed, 256))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    dtype, scaler = amp_setting(device)
+    dtype, scaler = amp_setting(device, dtype)
     if not autocast:
-        dtype, scaler = torch.float32, torch.amp.GradScaler(device.type, enabled=False)
+        dtype = torch.float32
     return model, optimizer, scaler, x, y, dtype
 
 
@@ -412,38 +470,83 @@ def _amp_run(step: Callable, setup, steps: int) -> list[float]:
     return [float(step(model, optimizer, scaler, x, y, dtype=dtype)) for _ in range(steps)]
 
 
+def scaler_calls(setup, _value=None) -> list[str]:
+    """What the grader's scaler recorded during the student's steps (read after the call)."""
+    return list(setup[2].calls)
+
+
 def amp_losses(step: Callable, seed: int, steps: int, *, device=None,
-               autocast: bool = True) -> list[float]:
+               autocast: bool = True, dtype=None) -> list[float]:
     """Trusted: the loss curve of ``step`` on the grader's run (for the reference)."""
     device = torch.device(device) if device else best_device()
-    return _amp_run(step, _amp_setup(seed, device, autocast=autocast), steps)
+    return _amp_run(step, _amp_setup(seed, device, autocast=autocast, dtype=dtype), steps)
+
+
+def _judge_scaler_calls(calls: list[str], steps: int) -> str | None:
+    """What is wrong with the scaler's calls, per step: scale, [unscale_], step, update."""
+    expected = ["scale", "step", "update"]
+    seen = [c for c in calls if c != "unscale_"]
+    if seen == expected * steps:
+        return None
+    for name, meaning in (("scale", "the loss is not scaled: call `scaler.scale(loss)."
+                                    "backward()`, not `loss.backward()`"),
+                          ("step", "the optimizer is not stepped through the scaler: call "
+                                   "`scaler.step(optimizer)`, which unscales the gradients "
+                                   "and skips a step whose gradients overflowed"),
+                          ("update", "the scale is never updated: call `scaler.update()` "
+                                     "after `scaler.step(optimizer)`")):
+        if seen.count(name) != steps:
+            return (f"{meaning} (the grader's GradScaler saw {seen.count(name)} call(s) of "
+                    f"{name}() in {steps} steps)")
+    return (f"the scaler's calls are out of order: each step calls scale(loss), then "
+            f"step(optimizer), then update(); the grader's scaler saw {seen[:6]} …")
 
 
 def check_amp(amp_step: Callable, *, seeds: Sequence[int] = (0,), steps: int = 30) -> None:
+    """The losses of the grader's run with ``amp_step`` against the reference step, on the
+    same device, in both autocast dtypes (the device's own first), and the calls made of the
+    grader's recording GradScaler."""
     part, name = PART_AMP, _name(amp_step)
     device = best_device()
     tol = TOLERANCE[device.type]
+    checks = 0
     for seed in seeds:
-        where = f" (seed {seed}, {device.type}, {amp_setting(device)[0]})"
-        with _library_forbidden():
-            out = sandbox.call(_amp_run, amp_step, _amp_setup(seed, device), steps)
-        _raise_if_failed(out, name, part, where)
-        got = np.asarray(out.value, float)
-        expected = np.asarray(amp_losses(reference_amp_step, seed, steps, device=device))
-        rel = np.abs(got - expected) / np.abs(expected)
-        if not (rel <= tol).all():
-            fp32 = np.asarray(amp_losses(reference_amp_step, seed, steps, device=device,
-                                         autocast=False))
-            if np.allclose(got, fp32, rtol=tol, atol=0):
-                fail("your losses are the float32 run's: the forward pass and the loss must run "
-                     "under `torch.autocast(device_type=x.device.type, dtype=dtype)`" + where
-                     + ".", "no-autocast").raise_for(*part)
-            t = int(np.argmax(rel > tol))
-            fail(f"the loss at step {t} is {got[t]:.6g}, the reference's {expected[t]:.6g} "
-                 f"(relative {rel[t]:.1e} > {tol:g}): zero the gradients, run the forward pass "
-                 "and the loss under autocast, then scaler.scale(loss).backward(), "
-                 f"scaler.step(optimizer), scaler.update(){where}.", "curve").raise_for(*part)
-    passed(part[0], len(seeds) * steps)
+        for dtype in amp_dtypes(device):
+            where = f" (seed {seed}, {device.type}, {dtype})"
+            setup = _amp_setup(seed, device, dtype=dtype)
+            with _library_forbidden():
+                out = sandbox.call(_amp_run, amp_step, setup, steps,
+                                   observe=functools.partial(scaler_calls, setup))
+            _raise_if_failed(out, name, part, where)
+            got = np.asarray(out.value, float)
+            expected = np.asarray(amp_losses(reference_amp_step, seed, steps, device=device,
+                                             dtype=dtype))
+            rel = np.abs(got - expected) / np.abs(expected)
+            if not (rel <= tol).all():
+                fp32 = np.asarray(amp_losses(reference_amp_step, seed, steps, device=device,
+                                             autocast=False))
+                if np.allclose(got, fp32, rtol=tol, atol=0):
+                    fail("your losses are the float32 run's: the forward pass and the loss must "
+                         "run under `torch.autocast(device_type=x.device.type, dtype=dtype)`"
+                         + where + ".", "no-autocast").raise_for(*part)
+                other = [d for d in amp_dtypes(device) if d != dtype][0]
+                if np.allclose(got, amp_losses(reference_amp_step, seed, steps, device=device,
+                                               dtype=other), rtol=tol, atol=0):
+                    fail(f"asked for {dtype}, your step runs in {other}: pass the dtype it is "
+                         "given to `torch.autocast(device_type=x.device.type, dtype=dtype)`"
+                         + where + ".", "autocast-dtype").raise_for(*part)
+                t = int(np.argmax(rel > tol))
+                fail(f"the loss at step {t} is {got[t]:.6g}, the reference's {expected[t]:.6g} "
+                     f"(relative {rel[t]:.1e} > {tol:g}): zero the gradients, run the forward "
+                     "pass and the loss under autocast, then scaler.scale(loss).backward(), "
+                     f"scaler.step(optimizer), scaler.update(){where}.", "curve"
+                     ).raise_for(*part)
+            calls = out.observed if isinstance(out.observed, list) else []
+            problem = _judge_scaler_calls(calls, steps)
+            if problem:
+                fail(f"{problem}{where}.", "scaler").raise_for(*part)
+            checks += steps
+    passed(part[0], checks)
 
 
 # -- 8.5 the training loop with planted bugs -------------------------------------------------
@@ -538,7 +641,12 @@ def judge_loop(got: sandbox.Outcome, seed: int, device, kw: dict) -> Verdict:
 
 
 def check_loop(train_loop: Callable, *, seeds: Sequence[int] = (0,),
-               settings: Sequence[dict] = ({"epochs": 4, "batch_size": 32},)) -> None:
+               settings: Sequence[dict] = ({"epochs": 4, "batch_size": 32},
+                                           {"epochs": 2, "batch_size": 49},
+                                           {"epochs": 2, "batch_size": 197})) -> None:
+    """The fixed loop against :func:`reference_loop` on the grader's data (197 finite rows of
+    200): batch sizes that leave a last batch of 1 (49) and none (197) catch a loop over the
+    batches that is off by one."""
     part, name = PART_DEBUG, _name(train_loop)
     device = best_device()
     for seed in seeds:
