@@ -316,6 +316,8 @@ def test_only_its_own_folders_are_writable_and_they_are_bounded(confined):
                             "        return f.read()\n")
     job = next(line for line in mounts.splitlines() if " /job " in line)
     assert "size=" in job and "nr_inodes=" in job
+    fresh = {line.split()[1] for line in mounts.splitlines() if line.split()[0] == "tmpfs"}
+    assert {"/job", "/tmp", "/run", "/dev/shm", "/dev/mqueue"} <= fresh, fresh
 
 
 @needs_confinement

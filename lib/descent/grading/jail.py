@@ -9,8 +9,9 @@ it never runs the student's code itself:
    library need is bound into it, read-only (``/usr``, the Python installation, the virtual
    environment, the library's folder); ``/etc`` holds a few generated files. The course
    (solutions, generators, ``.git``, gradebooks, other students) is simply not there.
-   ``/job`` (the working folder and ``HOME``), ``/tmp``, ``/run`` and ``/dev/shm`` are fresh
-   tmpfs with size and inode limits; ``/dev`` has the harmless devices only; ``/proc`` shows
+   ``/job`` (the working folder and ``HOME``), ``/tmp``, ``/run``, ``/dev/shm`` and
+   ``/dev/mqueue`` are fresh tmpfs with size and inode limits (POSIX queues themselves live
+   in the job's own IPC namespace); ``/dev`` has the harmless devices only; ``/proc`` shows
    this PID namespace. No host filesystem socket is reachable: none is mounted.
 2. **Limits.** Open files, file size, no core dumps; address space and process count by
    rlimit when the grader has no cgroup for them (it then sets ``memory`` and ``pids``
@@ -115,7 +116,7 @@ def make_root(config: dict) -> None:
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, _inside(root, f"/dev/{name}"))
     for path, size in (("/tmp", limits["tmp_mb"]), ("/dev/shm", limits["tmp_mb"]),
-                       ("/run", 1)):
+                       ("/run", 1), ("/dev/mqueue", 1)):
         tmpfs(root, path, f"size={size}m,nr_inodes={limits['tmp_inodes']},mode=1777")
     os.makedirs(_inside(root, "/proc"), exist_ok=True)
     try:                          # this PID namespace's processes only
