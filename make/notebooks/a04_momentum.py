@@ -276,7 +276,7 @@ PATHS = [
     """, "md-paths"),
     answer("""
     def trajectories(landscape, x0, runs, steps):
-        \"\"\"{label: (steps + 1, 2) array x_0 … x_T} for each (update, init, hyper).\"\"\"
+        \"\"\"{label: the iterates x_0 … x_T, shape (steps + 1, 2)}.\"\"\"
         paths = {}
         for label, (update, init, hyper) in runs.items():
             ### BEGIN SOLUTION
