@@ -81,3 +81,65 @@ def test_optimizer_run_diagnoses_a_lost_buffer():
         a04.check_optimizer(Forgetful)
 
 
+
+
+# -- 4.6 paths on a landscape -------------------------------------------------------------------
+
+def _paths(landscape, x0, runs, steps, *, dtype=float, skip_start=False, frozen=False):
+    """A student's ``trajectories``, right or wrong in one way (module level: it is called
+    through the sandbox, in this process)."""
+    paths = {}
+    for label, (update, init, hyper) in runs.items():
+        x = np.array(x0, dtype=dtype)
+        g0, state, rows = landscape.grad(x), init(x), [] if skip_start else [x]
+        for _ in range(steps):
+            grad = (g0 if frozen else landscape.grad(x)).astype(dtype)
+            x, state = update(x, grad, state, **hyper)
+            rows.append(x)
+        paths[label] = np.stack(rows)
+    return paths
+
+
+def _float32_paths(landscape, x0, runs, steps):
+    return _paths(landscape, x0, runs, steps, dtype=np.float32)
+
+
+def _no_start(landscape, x0, runs, steps):
+    return _paths(landscape, x0, runs, steps, skip_start=True)
+
+
+def _frozen(landscape, x0, runs, steps):
+    return _paths(landscape, x0, runs, steps, frozen=True)
+
+
+def _random_start(landscape, x0, runs, steps):
+    jitter = np.random.default_rng().normal(0, 1e-3, 2)
+    return _paths(landscape, np.asarray(x0) + jitter, runs, steps)
+
+
+@pytest.mark.parametrize("cases", [a04.PATHS, a04.PATHS_HIDDEN])
+@pytest.mark.parametrize("student", [_paths, _float32_paths])
+def test_paths_of_the_reference_and_of_float32_pass(cases, student):
+    a04.check_paths(student, cases=cases)
+
+
+@pytest.mark.parametrize("student, message", [
+    (_no_start, "the start is missing"),
+    (_frozen, "every step uses the gradient at the start x0"),
+    (_random_start, "starts at"),
+])
+def test_paths_wrong_in_one_way_fail_with_their_message(student, message):
+    with pytest.raises(grading.CheckFailed, match="Part 4.6") as err:
+        a04.check_paths(student)
+    assert message in str(err.value), str(err.value)
+
+
+def test_paths_cases_are_not_at_default_hyperparameters_and_landscapes_cross_by_value():
+    import pickle
+
+    for case in (*a04.PATHS, *a04.PATHS_HIDDEN):
+        assert any(set(h) - {"lr"} for h in case.hypers.values())
+        landscape = pickle.loads(pickle.dumps(case.build()))
+        x = np.array(case.x0)
+        assert np.array_equal(landscape.grad(x), case.build().grad(x))
+    assert len({c.landscape for c in (*a04.PATHS, *a04.PATHS_HIDDEN)}) >= 3

@@ -138,3 +138,74 @@ def test_an_ignored_t_mult_is_not_called_a_short_cosine():
     got = grading.Outcome(np.array([a06.reference("sgdr", **ignored)(t) for t in range(steps)]))
     verdict = a06.judge("sgdr", hyper, got, steps, "sgdr")
     assert not verdict.ok and verdict.mistake is None and "cosine" not in verdict.message
+
+
+# -- 6.6 three schedules over seeds ---------------------------------------------------------------
+
+def _compare(setup, schedules, seeds, steps, *, groups=None, shift=0, fresh=True):
+    """A student's ``compare_schedules``, right or wrong in one way (module level)."""
+    results = {name: {} for name in schedules}
+    for name, schedule in schedules.items():
+        run = None
+        for seed in seeds:
+            run = setup(seed) if fresh or run is None else run
+            model, loss_fn, optimizer = run
+            lrs, losses = [], []
+            for t in range(steps):
+                for group in optimizer.param_groups[:groups]:
+                    group["lr"] = schedule(max(t - shift, 0))
+                lrs.append([group["lr"] for group in optimizer.param_groups])
+                optimizer.zero_grad()
+                loss = loss_fn(model)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            results[name][seed] = {"lrs": lrs, "losses": losses}
+    return results
+
+
+def _first_group(setup, schedules, seeds, steps):
+    return _compare(setup, schedules, seeds, steps, groups=1)
+
+
+def _late(setup, schedules, seeds, steps):
+    return _compare(setup, schedules, seeds, steps, shift=1)
+
+
+def _not_fresh(setup, schedules, seeds, steps):
+    return _compare(setup, schedules, seeds, steps, fresh=False)
+
+
+def test_compare_reference_passes_visible_and_hidden_settings():
+    a06.check_compare(_compare)
+    a06.check_compare(_compare, table=a06.COMPARE_HIDDEN, seeds=[3, 11], steps=25)
+
+
+@pytest.mark.parametrize("student, message", [
+    (_first_group, "you set the first only"),
+    (_late, "one step off"),
+    (_not_fresh, "starts from its own fresh model"),
+])
+def test_compare_wrong_in_one_way_fails_with_its_message(student, message):
+    with pytest.raises(grading.CheckFailed, match="Part 6.6") as err:
+        a06.check_compare(student)
+    assert message in str(err.value), str(err.value)
+
+
+def test_compare_reference_loop_matches_torchs_scheduler_in_every_group():
+    schedule = a06.compare_schedules_of(a06.COMPARE)["step decay"]
+    lrs, losses = a06.reference_compare_run(schedule, 0, a06.COMPARE_STEPS)
+    model, loss_fn, optimizer = a06.compare_setup(0)
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] = 0.4
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.3)
+    mine = []
+    for _ in range(a06.COMPARE_STEPS):
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx(lrs[len(mine)])
+        optimizer.zero_grad()
+        loss = loss_fn(model)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        mine.append(loss.item())
+    np.testing.assert_allclose(mine, losses, rtol=1e-6)

@@ -169,6 +169,21 @@ def _warmup_cosine(rng, ns):
     return [ns["warmup_cosine"](t, **hyper) for t in range(total + 10)]
 
 
+def _paths(rng, ns):
+    from descent.landscapes import quadratic_bowl, rosenbrock
+    from descent.rules import sgd_init, sgd_update
+
+    landscape = quadratic_bowl(float(rng.uniform(1, 100)), float(rng.uniform(-1, 1))) \
+        if rng.uniform() < 0.5 else rosenbrock()
+    runs = {"GD": (sgd_update, sgd_init, {"lr": float(rng.uniform(1e-4, 1e-3))}),
+            "NAG": (sgd_update, sgd_init, {"lr": float(rng.uniform(1e-4, 1e-3)),
+                                           "momentum": float(rng.uniform(0, 0.95)),
+                                           "nesterov": True})}
+    out = ns["trajectories"](landscape, rng.uniform(-1.5, 1.5, 2), runs,
+                             int(rng.integers(0, 40)))
+    return [out[label] for label in runs]
+
+
 PROBES = {
     ("01-problem", "answer-loss"): lambda rng, ns: ns["mse_loss"](
         rng.standard_normal(3), rng.standard_normal((int(rng.integers(1, 30)), 3)),
@@ -185,6 +200,7 @@ PROBES = {
     ("03-sgd", "answer-train"): _logreg,
     ("04-momentum", "answer-tuning"): lambda rng, ns: list(ns["best_heavy_ball"](
         *sorted(10 ** rng.uniform(-3, 3, 2))[::-1])),
+    ("04-momentum", "answer-paths"): _paths,
     ("06-schedules", "answer-warmup-cosine"): _warmup_cosine,
     ("06-schedules", "answer-invsqrt"): lambda rng, ns: [
         ns["inverse_sqrt"](t, lr=1.3, warmup_steps=int(rng.integers(1, 30)))

@@ -103,6 +103,15 @@ class Landscape:
     def __call__(self, x):
         return self.value(x)
 
+    def __reduce__(self):
+        # A landscape's functions are closures: it pickles as the factory call that built it
+        # (so that the grader can hand it to a student's process, :mod:`descent.grading.door`).
+        recipe = self.__dict__.get("_recipe")
+        if recipe is None:
+            raise TypeError(f"the landscape {self.name!r} was not built by a factory of "
+                            "descent.landscapes, so it cannot be pickled")
+        return _rebuild, recipe
+
     @property
     def kappa(self) -> float | None:
         """Condition number :math:`\\kappa = L/\\mu`, where both exist and μ > 0."""
@@ -120,6 +129,30 @@ class Landscape:
 
 # -- the landscapes --------------------------------------------------------------------------
 
+_FACTORIES: dict[str, Callable[..., Landscape]] = {}
+
+
+def _rebuildable(factory: Callable[..., Landscape]) -> Callable[..., Landscape]:
+    """Record on each landscape the factory call that built it (see ``Landscape.__reduce__``)."""
+    _FACTORIES[factory.__name__] = factory
+
+    @functools.wraps(factory)
+    def build(*args, **kwargs) -> Landscape:
+        landscape = factory(*args, **kwargs)
+        object.__setattr__(landscape, "_recipe", (factory.__name__, args, kwargs))
+        return landscape
+
+    return build
+
+
+def _rebuild(name: str, args: tuple, kwargs: dict) -> Landscape:
+    """The landscape ``name(*args, **kwargs)``, for unpickling (factories only)."""
+    if name not in _FACTORIES:
+        raise ValueError(f"{name!r} is not a landscape factory of descent.landscapes")
+    return globals()[name](*args, **kwargs)
+
+
+@_rebuildable
 def quadratic_bowl(kappa: float = 10.0, angle: float = 0.0, *, dim: int = 2,
                    L: float = 1.0) -> Landscape:
     """:math:`f(x) = \\tfrac12 x^\\top A x`, :math:`A = R\\,\\mathrm{diag}(\\lambda)\\,R^\\top`.
@@ -166,6 +199,7 @@ def quadratic_bowl(kappa: float = 10.0, angle: float = 0.0, *, dim: int = 2,
                      bounds=((-2.0, 2.0), (-2.0, 2.0)), L=L, mu=L / kappa)
 
 
+@_rebuildable
 def rosenbrock(a: float = 1.0, b: float = 100.0) -> Landscape:
     """:math:`f(x, y) = (a - x)^2 + b\\,(y - x^2)^2`; the one minimum is :math:`(a, a^2)`.
 
@@ -190,6 +224,7 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Landscape:
                      bounds=((-2.0, 2.0), (-1.0, 3.0)))
 
 
+@_rebuildable
 def beale() -> Landscape:
     """Beale's function; the one minimum is :math:`(3, \\tfrac12)` with :math:`f = 0`.
 
@@ -238,6 +273,7 @@ def _newton_refine(grad, hessian, points) -> np.ndarray:
     return np.array(out)
 
 
+@_rebuildable
 def himmelblau() -> Landscape:
     """Himmelblau's function: four minima (all with :math:`f = 0`), four saddles, one maximum.
 
@@ -271,6 +307,7 @@ def himmelblau() -> Landscape:
                      maxima=maxima, bounds=((-5.0, 5.0), (-5.0, 5.0)))
 
 
+@_rebuildable
 def saddle() -> Landscape:
     """The saddle :math:`f(x, y) = x^2 - y^2`: a critical point at 0 that is no minimum.
 
@@ -292,6 +329,7 @@ def saddle() -> Landscape:
                      saddles=np.zeros((1, 2)), bounds=((-2.0, 2.0), (-2.0, 2.0)), L=2.0)
 
 
+@_rebuildable
 def rastrigin(dim: int = 2, A: float = 10.0) -> Landscape:
     """Rastrigin's function, a bowl covered in local minima.
 
@@ -322,6 +360,7 @@ def rastrigin(dim: int = 2, A: float = 10.0) -> Landscape:
                      L=2 + 4 * math.pi ** 2 * A)
 
 
+@_rebuildable
 def ravine(steepness: float = 20.0, slope: float = 0.2) -> Landscape:
     """A narrow ravine with a gently sloping floor.
 
@@ -356,6 +395,7 @@ def ravine(steepness: float = 20.0, slope: float = 0.2) -> Landscape:
 
 # -- the worst case for first-order methods ---------------------------------------------------
 
+@_rebuildable
 def nesterov_chain(dim: int, kappa: float = 100.0, *, L: float = 1.0) -> Landscape:
     """Nesterov's worst-case quadratic: no first-order method beats rate (√κ−1)/(√κ+1) on it.
 

@@ -252,8 +252,127 @@ dampening = β PyTorch computes b_t = β b_{t−1} + (1 − β) g_t but starts f
 """, "written-momentum", 2)
 
 
+PATHS = [
+    markdown(f"""
+    ## Part 4.6 — Paths on a landscape (3 points)
+
+    Pictures first: run several optimizers from the same start on a 2-D landscape of
+    `descent.landscapes` and keep every iterate
+    ([chapter 4]({CHAPTER}); the landscapes are those of
+    [chapter 1](../../book/01-problem.ipynb)). Write
+    `trajectories(landscape, x0, runs, steps)`:
+
+    - `landscape` has the gradient `landscape.grad(x)` (an array of shape `(2,)`);
+    - `runs` maps a label to a triple `(update, init, hyper)`: a pure rule with the
+      signature of your Part 4.1 rule, its `init(x)`, and a dict of its keywords;
+    - for each label, start at `x0` with the state `init(x0)` and take `steps` steps,
+      each `x, state = update(x, landscape.grad(x), state, **hyper)`.
+
+    Return `{{label: path}}`, each path a float array of shape `(steps + 1, 2)` whose
+    row $t$ is $x_t$: row 0 is the start itself. Do not change `x0` (every run starts
+    from it). The grader passes the library's rules (`descent.rules.sgd_update` with
+    `momentum`, `nesterov`, …), not yours: a mistake in 4.1 or 4.2 costs those parts
+    only. Do not call `descent.landscapes.trajectory`, the reference.
+    """, "md-paths"),
+    answer("""
+    def trajectories(landscape, x0, runs, steps):
+        \"\"\"{label: the iterates x_0 … x_T, shape (steps + 1, 2)}.\"\"\"
+        paths = {}
+        for label, (update, init, hyper) in runs.items():
+            ### BEGIN SOLUTION
+            x = np.array(x0, dtype=float)                # a copy: x0 is shared
+            state = init(x)
+            rows = [x]
+            for _ in range(steps):
+                x, state = update(x, landscape.grad(x), state, **hyper)  # x_t
+                rows.append(x)
+            paths[label] = np.stack(rows)                # row 0 is x_0
+            ### END SOLUTION
+        return paths
+    """, "answer-paths"),
+    tests("""
+    checks.check_paths(trajectories)
+    ### BEGIN HIDDEN TESTS
+    checks.check_paths(trajectories, cases=checks.PATHS_HIDDEN)
+    ### END HIDDEN TESTS
+    """, "test-paths", 3),
+    markdown("""
+    The three methods on an ill-conditioned bowl ($\\kappa = 50$, tilted) and on
+    Rosenbrock's valley, with your `trajectories` and your own rules (gradient descent
+    is your heavy ball with $\\beta = 0$). Run the cell; nothing to write.
+    """, "md-plot-paths"),
+    code("""
+    # (skipped while nbgrader grades: the picture is for you, not the grade)
+    from descent import landscapes
+    from descent.plots import plot_trajectories, share_legend, subplots
+
+    checks.answered("trajectories", "heavy_ball_update", "nesterov_update")
+
+
+    def trio(lr_gd, lr, beta):
+        return {
+            "GD": (heavy_ball_update, momentum_init,
+                   {"lr": lr_gd, "momentum": 0.0}),
+            "heavy ball": (heavy_ball_update, momentum_init,
+                           {"lr": lr, "momentum": beta}),
+            "Nesterov": (nesterov_update, momentum_init,
+                         {"lr": lr, "momentum": beta}),
+        }
+
+
+    if not checks.being_graded():
+        fig, axes = subplots(1, 2)
+        bowl = landscapes.quadratic_bowl(kappa=50.0, angle=0.5)
+        plot_trajectories(bowl, trajectories(bowl, np.array([-1.6, 1.2]),
+                                             trio(1.9, 0.2, 0.8), 40),
+                          ax=axes[0])
+        axes[0].set_title("κ = 50: η_GD = 1.9; η = 0.2, β = 0.8")
+        valley = landscapes.rosenbrock()
+        plot_trajectories(valley, trajectories(valley, np.array([-1.2, 1.5]),
+                                               trio(1.5e-3, 1.5e-3, 0.9), 60),
+                          ax=axes[1])
+        axes[1].set_title("Rosenbrock: η = 0.0015, β = 0.9")
+        share_legend(fig)
+    """, "plot-paths"),
+    markdown("""
+    ## Part 4.7 — Written answer (2 points, graded by hand)
+
+    Using the two pictures:
+
+    1. Which path zig-zags across the bowl's narrow direction, and why? Answer with
+       the step size against the steep curvature $L$, the condition number
+       $\\kappa = L/\\mu$ and the momentum $\\beta$ (what does the buffer do to a
+       gradient component whose sign flips every step, and to one that keeps its
+       sign?).
+    2. What does Nesterov's look-ahead change, on the bowl and in Rosenbrock's valley,
+       compared with the heavy ball at the same $\\eta$ and $\\beta$?
+    """, "md-written-paths"),
+]
+
+WRITTEN_PATHS = written("""
+1. Gradient descent zig-zags across the bowl: its step η = 1.9 is close to the stability
+edge 2/L of the steep direction, so that component of x_t is multiplied by 1 − ηL = −0.9
+every step (it flips sign and shrinks slowly), while along the flat direction (curvature
+μ = L/κ) it moves by the factor 1 − ημ ≈ 0.96 per step: with κ = 50 the bowl is long and
+narrow, and GD needs of the order of κ steps. The heavy ball (η = 0.2, β = 0.8) crosses the
+ravine once, overshoots a little and then slides along the floor: its buffer
+b_t = Σ β^{t−s} g_s adds up the components that keep their sign (the slope along the floor,
+up to 1/(1 − β) = 5×) and cancels the components whose sign flips (across the ravine, about
+1/(1 + β)). With β closer to 1 the steep direction's roots become complex with modulus √β,
+and the path spirals instead.
+
+2. Nesterov corrects with the gradient at the look-ahead (PyTorch's form steps along
+g_t + β b_t): when the buffer carries the iterate past the floor, the correction already
+points back, so on the bowl it overshoots less than the heavy ball. Its step along a steady
+gradient is also larger, (1 + β)/(1 − β)·η·g against η·g/(1 − β): in Rosenbrock's valley,
+at the same η and β, its first steps jump across the valley, and then it follows the curved
+floor and reaches the minimum (1, 1) within 60 steps, while the heavy ball is still creeping
+along the valley.
+""", "written-paths", 2)
+
+
 def build():
-    return notebook([*CELLS, WRITTEN])
+    return notebook([*CELLS, WRITTEN, *PATHS, WRITTEN_PATHS])
 
 
 if __name__ == "__main__":

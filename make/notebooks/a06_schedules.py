@@ -280,6 +280,119 @@ unreliable; a warmup keeps them small until v̂ has averaged enough gradients
 (~1/(1 − β₂)).
 ''', "written-schedules", 2))
 
+cells += [
+markdown(r'''
+## Part 6.6 — Constant, step decay or cosine? (2 points)
+
+Which schedule is best depends on the budget, and one run per schedule cannot tell a real
+difference from luck. Write `compare_schedules(setup, schedules, seeds, steps)`, which
+trains, for **every** schedule and **every** seed, a fresh run `setup(seed)` for `steps`
+steps:
+
+- `setup(seed)` returns `(model, loss_fn, optimizer)`: the grader's network and data
+  built from `seed`, and an SGD optimizer (momentum 0.9) with two param groups;
+- `schedules` maps a name to a schedule `schedule(t)` (the grader passes the library's
+  `descent.schedules`, not your functions of 6.1–6.4);
+- each step $t$ sets every group's lr to `schedule(t)`, records the lrs **as the
+  optimizer holds them**, `[group["lr"] for group in optimizer.param_groups]`, then
+  clears the gradients, computes `loss_fn(model)`, backpropagates and steps, recording
+  the loss (before the step, as in 6.5).
+
+Return `{name: {seed: {"lrs": lrs, "losses": losses}}}`, with `lrs` a list of one list
+per step (one lr per param group) and `losses` a list of floats. The grader checks every
+lr of every group, and runs the same seeds itself to compare every loss.
+''', "md-compare-schedules"),
+answer(r'''
+def compare_schedules(setup, schedules, seeds, steps):
+    """{name: {seed: {"lrs": [[lr per group], …], "losses": […]}}}."""
+    results = {name: {} for name in schedules}
+    ### BEGIN SOLUTION
+    for name, schedule in schedules.items():
+        for seed in seeds:
+            model, loss_fn, optimizer = setup(seed)                   # a fresh run
+            lrs, losses = [], []
+            for t in range(steps):
+                for group in optimizer.param_groups:
+                    group["lr"] = schedule(t)                         # η_t, every group
+                lrs.append([group["lr"] for group in optimizer.param_groups])
+                optimizer.zero_grad()
+                loss = loss_fn(model)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            results[name][seed] = {"lrs": lrs, "losses": losses}
+    ### END SOLUTION
+    return results
+''', "answer-compare-schedules"),
+tests(r'''
+checks.check_compare(compare_schedules)
+### BEGIN HIDDEN TESTS
+checks.check_compare(compare_schedules, table=checks.COMPARE_HIDDEN,
+                     seeds=[3, 11], steps=25)
+### END HIDDEN TESTS
+''', "test-compare-schedules", 2),
+markdown(r'''
+The three schedules at peak $\eta = 0.4$ over five seeds, for a budget of 40 steps
+and for one of 160 (the step decay divides $\eta$ by about 3 at each third of the
+budget; the cosine reaches 0 at the end). A line is the mean over the seeds, the
+band runs from the lowest to the highest seed. Run the cell; nothing to write.
+''', "md-plot-compare"),
+code(r'''
+# (skipped while nbgrader grades: the picture is for you, not the grade)
+import functools
+
+from descent import schedules as lib
+from descent.plots import plot_bands, share_legend, subplots
+
+checks.answered("compare_schedules")
+
+if not checks.being_graded():
+    fig, axes = subplots(1, 2)
+    for ax, budget in zip(axes, (40, 160)):
+        runs = compare_schedules(
+            functools.partial(checks.compare_setup, steps=budget),
+            {"constant": lib.Constant(0.4),
+             "step decay": lib.StepDecay(0.4, budget // 3, 0.3),
+             "cosine": lib.Cosine(0.4, budget)},
+            seeds=range(5), steps=budget)
+        plot_bands({name: (range(budget),
+                           [run["losses"] for run in by_seed.values()])
+                    for name, by_seed in runs.items()},
+                   xlabel="step", ylabel="loss", ax=ax)
+        ax.set_title(f"{budget} steps")
+        for name, by_seed in runs.items():
+            final = [run["losses"][-1] for run in by_seed.values()]
+            print(f"{budget:3d} steps, {name:10s}: final loss "
+                  f"{min(final):.4f} … {max(final):.4f}, "
+                  f"mean {sum(final) / len(final):.4f}")
+    share_legend(fig)
+''', "plot-compare"),
+markdown(r'''
+## Part 6.7 — Written answer (2 points, graded by hand)
+
+Using the printed numbers and the bands: (a) which schedule ends lowest at the budget
+of 40 steps, and is its lead larger than the spread between seeds? (b) What changes at
+160 steps, and why (think of what the decay is for, and of this full-batch problem)?
+(c) How many seeds would you want before claiming that one schedule beats another?
+''', "md-written-compare"),
+]
+cells.append(written(r'''
+(a) At 40 steps the cosine and the step decay end lowest and close together (mean final loss
+≈ 0.012), and both are tight across seeds (≈ 0.009-0.014). The constant η = 0.4 has a mean
+of ≈ 0.06, but that mean is one bad seed: seed 1 ends at ≈ 0.26 (0.4 is near the edge of
+stability for that initialisation and the run keeps bouncing), while the other seeds end at
+≈ 0.010-0.017, inside the decayed schedules' band. So the decays win on the mean and above
+all on the worst seed (robustness to a too-large peak rate); against a typical seed the
+difference is within the seed spread. (b) At 160 steps every run has converged near the
+same floor; the constant rate now ends slightly lowest (≈ 0.008 vs ≈ 0.009), but the band of
+each schedule (≈ 0.006-0.011) is far wider than that difference: no schedule wins. The
+decay pays off when gradients are noisy (it shrinks the noise band ∝ η·σ², Robbins–Monro);
+here the gradients are full-batch, exact, so after a long budget there is no noise floor to
+get under and a decayed rate only moves less at the end. With a short budget the decay
+helps by taming the too-large early steps. (c) Enough that the difference between means is
+larger than the seed-to-seed spread: at least 3-5 seeds, more when the difference is small;
+with one seed each, seed 1 alone would have "shown" that the constant rate is 20× worse.
+''', "written-compare", 2))
 
 def build():
     return notebook(cells)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -38,7 +39,7 @@ import torch
 from descent.grading import sandbox
 from descent.grading.catalogue import SGD_MISTAKES
 from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
-from descent.grading.feedback import fail, passed
+from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.rules import Mistake, RuleSpec, check_rule
 from descent.grading.training import RunSpec, grouped, judge_training, losses, run_training
 
@@ -47,6 +48,11 @@ PART_NAG = ("4.2", "eq. (NAG), PyTorch's form: b_t = β b_{t−1} + g_t, "
                    "θ_t = θ_{t−1} − η (g_t + β b_t)")
 PART_TUNING = ("4.3", "Polyak's tuning: α = 4/(√L + √μ)², β = ((√κ − 1)/(√κ + 1))²")
 PART_TRAIN = ("4.4", "your rules in a torch.optim.Optimizer, against torch.optim.SGD")
+
+
+def being_graded() -> bool:
+    """True while nbgrader runs the notebook: its exploration cells (plots) are skipped."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 class _Buffer(NamedTuple):
@@ -313,3 +319,180 @@ def check_optimizer(MomentumSGD: type, *, runs: Sequence[RunSpec] = (RunSpec(),)
             fail(f"{hint}: {verdict.message} (the grader's run with seed {run.seed})",
                  verdict.mistake).raise_for(*part)
     passed(part[0], len(runs) * (len(settings) + 1))
+
+
+# -- 4.6 paths on a landscape -----------------------------------------------------------------
+
+PART_PATHS = ("4.6", "the iterates x_0 … x_T of each optimizer from the same start, "
+                     "x_t = rule(x_{t−1}, ∇f(x_{t−1})), on a 2-D landscape")
+
+
+@dataclasses.dataclass(frozen=True)
+class PathCase:
+    """One input of 4.6: a landscape (a factory call of :mod:`descent.landscapes`, so it
+    crosses to the student's side), the start, the runs ``{label: (update, init, hyper)}``
+    and the number of steps. The rules are the library's (``sgd_update``, ``sgd_init``), not
+    the student's answers to 4.1 and 4.2: a mistake there costs those parts only."""
+
+    landscape: str
+    kwargs: dict
+    x0: tuple[float, float]
+    hypers: dict
+    steps: int
+
+    def build(self):
+        import descent.landscapes as landscapes
+        return getattr(landscapes, self.landscape)(**self.kwargs)
+
+    def runs(self) -> dict:
+        from descent.rules import sgd_init, sgd_update
+        return {label: (sgd_update, sgd_init, dict(hyper)) for label, hyper in self.hypers.items()}
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.kwargs.items())
+        return f"{self.landscape}({args}), x0 = {list(self.x0)}, {self.steps} steps"
+
+
+def _trio(lr_gd: float, lr: float, beta: float, **extra) -> dict:
+    return {"GD": {"lr": lr_gd}, "heavy ball": {"lr": lr, "momentum": beta, **extra},
+            "Nesterov": {"lr": lr, "momentum": beta, "nesterov": True}}
+
+
+PATHS = (PathCase("quadratic_bowl", {"kappa": 50.0, "angle": 0.5}, (-1.6, 1.2),
+                  _trio(1.9, 0.5, 0.8), 40),
+         PathCase("rosenbrock", {}, (-1.2, 1.5), _trio(1.5e-3, 1.5e-3, 0.9), 60))
+PATHS_HIDDEN = (PathCase("ravine", {"steepness": 20.0, "slope": 0.2}, (-8.0, 1.0),
+                         _trio(0.09, 0.03, 0.7, dampening=0.3), 50),
+                PathCase("quadratic_bowl", {"kappa": 100.0, "angle": -0.4}, (1.5, 1.0),
+                         _trio(1.0, 0.7, 0.6, weight_decay=0.05), 30))
+
+
+def _variant_paths(case: PathCase, *, carry_state: bool = False, frozen_grad: bool = False,
+                   drop: str | None = None) -> dict[str, np.ndarray]:
+    """Trusted: the paths of a known mistake (the state carried from one run to the next, the
+    gradient taken at x₀ for every step, one hyperparameter not passed to the rule)."""
+    from descent.landscapes import trajectory
+
+    landscape, out, state = case.build(), {}, None
+    for label, (update, init, hyper) in case.runs().items():
+        hyper = {k: v for k, v in hyper.items() if k != drop}
+        if not carry_state and not frozen_grad:
+            out[label] = trajectory(landscape, case.x0, update, init, case.steps, **hyper)
+            continue
+        x = np.array(case.x0, dtype=float)
+        state = state if carry_state and state is not None else init(x)
+        g0, rows = landscape.grad(x), [x]
+        for _ in range(case.steps):
+            x, state = update(x, g0 if frozen_grad else landscape.grad(x), state, **hyper)
+            rows.append(x)
+        out[label] = np.stack(rows)
+    return out
+
+
+def _named_paths(case: PathCase, mine: dict, tol) -> str | None:
+    """What known mistake reproduces every path the student returned, in words (or None)."""
+    from descent.grading.compare import allclose
+
+    reference = _variant_paths(case)
+    keys = sorted({k for hyper in case.hypers.values() for k in hyper if k != "lr"})
+    variants = [(_variant_paths(case, carry_state=True),
+                 "the state of one run is carried into the next: each optimizer starts "
+                 "from its own fresh state, init(x0), like its own start x0"),
+                (_variant_paths(case, frozen_grad=True),
+                 "every step uses the gradient at the start x0: evaluate ∇f at the current "
+                 "iterate, landscape.grad(x_{t−1}), at every step")]
+    variants += [(_variant_paths(case, drop=key),
+                  f"the rule never receives `{key}`: pass every hyperparameter of the run "
+                  "to it, update(x, grad, state, **hyper)") for key in keys]
+    for paths, meaning in variants:
+        differs = any(not allclose(paths[k], reference[k], tol) for k in reference)
+        if differs and all(allclose(mine[k], paths[k], tol) for k in reference):
+            return meaning
+    return None
+
+
+def judge_paths(case: PathCase, got: sandbox.Outcome, name: str) -> Verdict:
+    """Trusted: the student's ``{label: path}`` against ``descent.landscapes.trajectory``."""
+    from descent.grading.compare import TOL32, allclose, first_difference
+    from descent.landscapes import trajectory
+
+    where = f" (case: {case.describe()})"
+    if got.delegated:
+        return fail(f"no points for this part: {name} calls {', '.join(got.delegated)}, the "
+                    "runner this part asks you to write.", "delegation")
+    if got.error:
+        return fail(f"{name} raised {got.error}{where}.", "exception")
+    if got.mutated:
+        return fail(f"{name} changed the caller's x0 in place: the start is shared by every "
+                    "run, so copy it (x = np.array(x0, dtype=float)) before you step"
+                    f"{where}.", "mutates-input")
+    landscape, runs = case.build(), case.runs()
+    value = got.value
+    if not isinstance(value, dict) or set(value) != set(runs):
+        keys = sorted(map(str, value)) if isinstance(value, dict) else type(value).__name__
+        return fail(f"{name} must return a dict with one path per run, keyed by the runs' "
+                    f"labels {sorted(runs)}; got {keys}{where}.", "wrong-structure")
+    # float32 rounding is accepted first (1e-4 relative: every known mistake differs by
+    # far more); a path computed in float64 passes well inside it.
+    tol, mine = TOL32, {}
+    for label, (update, init, hyper) in runs.items():
+        expected = trajectory(landscape, case.x0, update, init, case.steps, **hyper)
+        try:
+            path = np.asarray(value[label], dtype=float)
+        except (TypeError, ValueError):
+            return fail(f"the path of {label!r} is not an array of numbers{where}.",
+                        "wrong-type")
+        if path.shape != expected.shape:
+            if path.shape == (case.steps, 2) and allclose(path, expected[1:], tol):
+                return fail(f"the path of {label!r} has {case.steps} rows, x_1 … x_T: the "
+                            "start is missing. Row 0 is x0 itself, so a path of T steps has "
+                            f"T + 1 rows, shape ({case.steps + 1}, 2){where}.", "no-start")
+            return fail(f"the path of {label!r} has shape {path.shape}, expected "
+                        f"{expected.shape}: one row per iterate, x_0 = x0 to x_T{where}.",
+                        "wrong-shape")
+        mine[label] = path
+    for label, (update, init, hyper) in runs.items():
+        expected = trajectory(landscape, case.x0, update, init, case.steps, **hyper)
+        if allclose(mine[label], expected, tol):
+            continue
+        if not allclose(mine[label][0], expected[0], tol):
+            return fail(f"the path of {label!r} starts at {mine[label][0].tolist()}, not at "
+                        f"x0 = {list(case.x0)}: row 0 is the start, before any step{where}.",
+                        "start-row")
+        meaning = _named_paths(case, mine, tol)
+        if meaning:
+            return fail(f"{meaning}{where}.", "paths-known")
+        verdict = first_difference(mine[label], expected, tol,
+                                   what=f"path of {label!r} ({hyper})", rows="step")
+        return fail(f"{verdict.message} Row t is x_t; each step is x_t, state = "
+                    f"update(x_{{t−1}}, landscape.grad(x_{{t−1}}), state, **hyper){where}",
+                    verdict.mistake)
+    return PASS
+
+
+def check_paths(trajectories: Callable, *, cases: Sequence[PathCase] = PATHS) -> None:
+    """The student's ``trajectories(landscape, x0, runs, steps)`` on each case, against
+    ``descent.landscapes.trajectory`` (the same rules, the same start); then the first case
+    once more: the paths must be the same (no randomness), and x0 must be left as it was."""
+    part, name = PART_PATHS, getattr(trajectories, "__name__", "your function")
+    # The library's rules are the inputs here (the student's are 4.1's and 4.2's business):
+    # the call may use them. The runner itself, descent.landscapes.trajectory, stays forbidden.
+    with sandbox.forbidding(allow=("descent.rules", "descent.optim")):
+        first = None
+        for case in cases:
+            x0 = np.array(case.x0, dtype=float)
+            got = sandbox.call(trajectories, case.build(), x0, case.runs(), case.steps,
+                               watch={"x0": x0})
+            judge_paths(case, got, name).raise_for(*part)
+            first = first or (case, got.value)
+        case, value = first
+        again = sandbox.call(trajectories, case.build(), np.array(case.x0, dtype=float),
+                             case.runs(), case.steps)
+        if not again.ok or not isinstance(again.value, dict) or any(
+                not np.array_equal(np.asarray(again.value.get(k)), np.asarray(v))
+                for k, v in value.items()):
+            fail(f"called twice on the same landscape, start and runs, {name} returned "
+                 "other paths the second time: a path depends only on its inputs (no random "
+                 f"numbers, nothing kept between calls) (case: {case.describe()}).",
+                 "nondeterministic").raise_for(*part)
+    passed(part[0], len(cases) + 1)

@@ -55,6 +55,8 @@ PART_INVSQRT = ("6.3", "eq. (inverse sqrt), η_t = η min(n/W, √(W/n)) with n 
 PART_SGDR = ("6.4", "eq. (SGDR), η_t = η_min + ½(η − η_min)(1 + cos(π T_cur/T_i)), "
              "T_i = T_0 T_mult^i")
 PART_TRAIN = ("6.5", "a training run: step t uses η_t, set before optimizer.step()")
+PART_COMPARE = ("6.6", "constant, step decay and cosine over seeds: step t of every run uses "
+                "η_t in every param group")
 
 
 def being_graded() -> bool:
@@ -372,6 +374,163 @@ def _judge_run(out, run: training.RunSpec, given: list[float],
     return PASS
 
 
+# -- 6.6 three schedules over seeds -------------------------------------------------------------
+
+COMPARE_STEPS = 30
+COMPARE_SEEDS = (0, 1, 2)
+COMPARE = {"constant": ("Constant", {"lr": 0.4}),
+           "step decay": ("StepDecay", {"lr": 0.4, "step_size": 10, "gamma": 0.3}),
+           "cosine": ("Cosine", {"lr": 0.4, "T_max": 30})}
+COMPARE_HIDDEN = {"constant": ("Constant", {"lr": 0.3}),
+                  "step decay": ("StepDecay", {"lr": 0.3, "step_size": 7, "gamma": 0.5}),
+                  "cosine": ("Cosine", {"lr": 0.3, "T_max": 25, "eta_min": 0.01})}
+
+
+def compare_setup(seed: int, *, steps: int = COMPARE_STEPS) -> tuple:
+    """``(model, loss_fn, optimizer)`` of the grader's run with ``seed``: a fresh network and
+    data set (:mod:`descent.grading.training`), and ``torch.optim.SGD`` (μ = 0.9, lr 0 until
+    the schedule sets it) with two param groups, the first layer and the rest. A library
+    function, so that it crosses to the student's side by name."""
+    run = training.RunSpec(seed=int(seed), steps=steps).resolved()
+    x, y, model = training._data_and_model(run)
+    params = list(model.parameters())
+    optimizer = torch.optim.SGD([{"params": params[:2]}, {"params": params[2:]}], lr=0.0,
+                                momentum=MOMENTUM)
+    return model, MSELoss(x, y), optimizer
+
+
+def compare_schedules_of(table: dict) -> dict:
+    """``{name: schedule}`` of the library's schedules (``descent.schedules``) in ``table``."""
+    s = _schedules()
+    return {name: getattr(s, kind)(**hyper) for name, (kind, hyper) in table.items()}
+
+
+def reference_compare_run(schedule: Callable, seed: int, steps: int, *,
+                          zero_grad: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Trusted: the lr of each group at each step, and the loss before each step, of the
+    reference loop on a fresh :func:`compare_setup` (``zero_grad=False``: a known mistake)."""
+    model, loss_fn, optimizer = compare_setup(seed, steps=steps)
+    lrs, losses = [], []
+    for t in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(t)                            # η_t, before step t
+        lrs.append([group["lr"] for group in optimizer.param_groups])
+        if zero_grad:
+            optimizer.zero_grad()
+        loss = loss_fn(model)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return np.asarray(lrs, dtype=float), np.asarray(losses)
+
+
+def _judge_lrs(lrs: np.ndarray, expected: np.ndarray, where: str) -> Verdict:
+    """Each group's lr at each step against η_t (the first difference, named if known)."""
+    for group in range(lrs.shape[1]):
+        got = lrs[:, group]
+        if allclose(got, expected, TOL64):
+            continue
+        t = int(np.argmax(~close(got, expected, TOL64)))
+        if group > 0 and allclose(lrs[:, 0], expected, TOL64):
+            return fail(f"at step {t} param group {group} has lr {got[t]:.6g}, the schedule "
+                        f"gives η_{t} = {expected[t]:.6g}: the optimizer has two param groups "
+                        "and you set the first only. Set group['lr'] = schedule(t) for every "
+                        f"group in optimizer.param_groups{where}.", "lr-first-group")
+        if allclose(got[1:], expected[:-1], TOL64) or allclose(got[:-1], expected[1:], TOL64):
+            return fail(f"at step {t} the lr is {got[t]:.6g}, but step {t} uses η_{t} = "
+                        f"{expected[t]:.6g}: your lrs are one step off. Set every group's lr "
+                        f"to schedule(t) before optimizer.step() of step t, and record it "
+                        f"then{where}.", "lr-off-by-one")
+        return fail(f"at step {t} param group {group} has lr {got[t]:.6g}, the schedule gives "
+                    f"η_{t} = {expected[t]:.6g}: record [group['lr'] for group in "
+                    "optimizer.param_groups] right after setting them to schedule(t)"
+                    f"{where}.", "lr")
+    return PASS
+
+
+def judge_compare(got: sandbox.Outcome, schedules: dict, seeds: Sequence[int], steps: int,
+                  name: str) -> Verdict:
+    """Trusted: the student's ``{schedule: {seed: {"lrs", "losses"}}}`` against the reference
+    loop, run here on the same device with the same seeds."""
+    device = training.RunSpec().resolved().device
+    where = f" (grader's runs: {steps} steps on {device}, seeds {list(seeds)})"
+    if got.delegated:
+        return fail(f"no points for this part: {name} calls {', '.join(got.delegated)}, the "
+                    "reference this part asks you to write.", "delegation")
+    if got.error:
+        return fail(f"{name} raised {got.error}{where}.", "exception")
+    value = got.value
+    if not isinstance(value, dict) or set(value) != set(schedules):
+        keys = sorted(map(str, value)) if isinstance(value, dict) else type(value).__name__
+        return fail(f"{name} must return a dict keyed by the schedules' names "
+                    f"{sorted(schedules)}; got {keys}{where}.", "wrong-structure")
+    tol = training.TOLERANCE[device]
+    for label, schedule in schedules.items():
+        runs = value[label]
+        if not isinstance(runs, dict) or set(runs) != set(seeds):
+            keys = sorted(runs, key=str) if isinstance(runs, dict) else type(runs).__name__
+            return fail(f"the runs of {label!r} are keyed by {keys}, but the seeds are "
+                        f"{sorted(seeds)}: train one run per seed in `seeds`, on setup(seed), "
+                        f"and key it by the seed itself{where}.", "seeds")
+        for seed in seeds:
+            at = f" ({label!r}, seed {seed})"
+            run = runs[seed]
+            try:
+                lrs = np.asarray(run["lrs"], dtype=float)
+                losses = np.asarray(run["losses"], dtype=float)
+            except (TypeError, KeyError, ValueError, IndexError):
+                return fail(f"each run must be a dict {{'lrs': [[lr of each param group] per "
+                            "step], 'losses': [loss per step]}}; the run of"
+                            f"{at} is not{where}.", "wrong-structure")
+            expected_lrs, expected = reference_compare_run(schedule, seed, steps)
+            if lrs.shape != expected_lrs.shape or losses.shape != expected.shape:
+                return fail(f"the run of{at} has lrs of shape {lrs.shape} and losses of shape "
+                            f"{losses.shape}; expected {expected_lrs.shape} (one row per step, "
+                            f"one lr per param group) and {expected.shape}{where}.", "shape")
+            verdict = _judge_lrs(lrs, expected_lrs[:, 0], at + where)
+            if not verdict.ok:
+                return verdict
+            rel = np.abs(losses - expected) / np.maximum(np.abs(expected), 1e-12)
+            if not (rel > tol).any():
+                continue
+            t = int(np.argmax(rel > tol))
+            if t == 0:
+                return fail(f"the first loss of{at} is {losses[0]:.6g}, but a fresh "
+                            f"setup({seed}) starts at {expected[0]:.6g}: each (schedule, seed) "
+                            "run starts from its own fresh model and optimizer, "
+                            f"setup(seed){where}.", "not-fresh")
+            _, accumulated = reference_compare_run(schedule, seed, steps, zero_grad=False)
+            if np.all(np.abs(losses - accumulated) <= tol * np.maximum(np.abs(accumulated),
+                                                                       1e-12)):
+                return fail("gradients accumulate across steps: call optimizer.zero_grad() "
+                            "before each backward(), or every step adds the new gradient to "
+                            f"all the old ones (the loss of{at} leaves the reference at step "
+                            f"{t}){where}.", "no-zero-grad")
+            return fail(f"the loss of{at} leaves the reference run at step {t}: expected "
+                        f"{expected[t]:.6g}, got {losses[t]:.6g} (relative {rel[t]:.1e} > "
+                        f"{tol:g}). Each step: set the lrs, record them, zero_grad, "
+                        f"loss = loss_fn(model), backward, optimizer.step(); record the loss "
+                        f"before the step{where}.", "curve")
+    return PASS
+
+
+def check_compare(compare_schedules: Callable, *, table: dict | None = None,
+                  seeds: Sequence[int] = COMPARE_SEEDS, steps: int = COMPARE_STEPS) -> None:
+    """Run the student's ``compare_schedules(setup, schedules, seeds, steps)`` with the
+    grader's :func:`compare_setup` and the library's schedules (not the student's: a mistake
+    in 6.1-6.4 costs those parts only), and compare every run with the reference loop."""
+    part, equation = PART_COMPARE
+    schedules = compare_schedules_of(table or COMPARE)
+    setup = functools.partial(compare_setup, steps=steps)
+    name = getattr(compare_schedules, "__name__", "your function")
+    # The loop runs the grader's torch.optim.SGD (built by setup on the student's side) and
+    # calls the library's schedules: both are inputs here, not answers.
+    with sandbox.forbidding(allow=("torch.optim", "descent.schedules")):
+        got = sandbox.call(compare_schedules, setup, schedules, list(seeds), steps)
+    judge_compare(got, schedules, seeds, steps, name).raise_for(part, equation)
+    passed(part, len(schedules) * len(seeds))
+
+
 __all__ = ["check_warmup_cosine", "check_step_decay", "check_inverse_sqrt", "check_sgdr",
            "check_training", "reference", "sgdr_variant", "reference_train", "RecordingSGD",
-           "being_graded"]
+           "being_graded", "check_compare", "compare_setup", "compare_schedules_of"]
