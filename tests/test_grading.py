@@ -38,7 +38,7 @@ from descent.grading.catalogue import _variant
 # replaced answer cell on (``run_from``: it is their corpus that dominates the time); 01, 02,
 # 07 and 08 run every cell (``run_in_process``).
 FROM_ANSWER = ("03-sgd", "04-momentum", "05-adaptive", "06-schedules")
-PARTS = {"05-adaptive": 6, "06-schedules": 5}          # grade cells the solution must pass
+PARTS = {"05-adaptive": 7, "06-schedules": 5}          # grade cells the solution must pass
 MISTAKES = [m for a in ALL_ASSIGNMENTS for m in corpus(a)]
 
 
