@@ -688,8 +688,9 @@ def check_fair_comparison(fair_comparison: Callable, *,
                           crafted: bool = True) -> None:
     """The protocol against :func:`fair_variant` on the grader's quadratic (each ``settings``
     entry: methods, rates, tuning and evaluation seeds, steps), after the :data:`CRAFTED`
-    curves (ties, the criterion, diverged rates), which come first. A recording ``train`` checks the calls:
-    every rate on every tuning seed, the evaluation seeds with the chosen rate only."""
+    curves (ties, the criterion, diverged rates), which come first. A recording ``train``
+    checks the calls: every rate on every tuning seed, the evaluation seeds with the chosen
+    rate only."""
     checks = 0
     if crafted:                  # first: its curves tell every named mistake apart
         table, tune_seeds, eval_seeds = _crafted(CRAFTED)
