@@ -401,7 +401,8 @@ def fair_comparison(train, methods, rates, tune_seeds, eval_seeds):
             score = np.mean(finals)                 # mean final loss
             if score < best_score:                  # strict: first on a tie
                 best_lr, best_score = lr, score
-        curves = np.array([train(method, best_lr, seed) for seed in eval_seeds])
+        curves = np.array([train(method, best_lr, seed)
+                           for seed in eval_seeds])      # seeds × steps
         ### END SOLUTION
         result[method] = (best_lr, curves)
     return result
