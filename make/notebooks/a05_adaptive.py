@@ -436,8 +436,9 @@ if not checks.being_graded():
         print(title)
         for method, (lr, curves) in result.items():
             final = curves[:, -1]
-            print(f"  {method:9s} η = {lr:<6g} final loss {final.mean():.3g}"
-                  f" (seeds: {final.min():.3g} to {final.max():.3g})")
+            print(f"  {method:9s} η = {lr:<6g} final loss "
+                  f"{final.mean():.3g} (seeds: {final.min():.3g} to "
+                  f"{final.max():.3g})")
     steps = np.arange(1, fair["sgd"][1].shape[1] + 1)
     plot_bands({f"{m}, η = {lr:g}": (steps, curves)
                 for m, (lr, curves) in fair.items()},
