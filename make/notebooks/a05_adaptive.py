@@ -410,10 +410,9 @@ def fair_comparison(train, methods, rates, tune_seeds, eval_seeds):
 tests(r'''
 checks.check_fair_comparison(fair_comparison)
 ### BEGIN HIDDEN TESTS
-checks.check_fair_comparison(
-    fair_comparison, crafted=False,
-    settings=[{"methods": ["adam", "sgd"], "rates": [0.3, 0.1, 0.03, 0.01],
-               "tune_seeds": [7, 3], "eval_seeds": [4, 0, 9, 1], "steps": 30}])
+checks.check_fair_comparison(fair_comparison, crafted=False, settings=[
+    {"methods": ["adam", "sgd"], "rates": [0.3, 0.1, 0.03, 0.01],
+     "tune_seeds": [7, 3], "eval_seeds": [4, 0, 9, 1], "steps": 30}])
 ### END HIDDEN TESTS
 ''', "test-fair", 2),
 markdown(r'''
