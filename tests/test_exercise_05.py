@@ -10,6 +10,8 @@ every assignment).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +108,68 @@ def test_delegated_training_optimizer_earns_nothing():
 
 
 
+
+
+# -- part 5.7: the fair comparison -------------------------------------------------------------
+
+def _peeking(train, methods, rates, tune_seeds, eval_seeds):
+    """Right numbers, wrong protocol: every rate also runs on the evaluation seeds."""
+    for method in methods:
+        for lr in rates:
+            for seed in eval_seeds:
+                train(method, lr, seed)
+    return a05.fair_variant(train, methods, rates, tune_seeds, eval_seeds)
+
+
+def test_fair_reference_passes_and_float32_curves_too():
+    a05.check_fair_comparison(a05.fair_variant)
+    a05.check_fair_comparison(functools.partial(_as_float32, a05.fair_variant))
+
+
+def _as_float32(protocol, *args):
+    return {m: (lr, np.asarray(c, dtype=np.float32)) for m, (lr, c) in protocol(*args).items()}
+
+
+@pytest.mark.parametrize("mistake", [m[0] for m in a05.FAIR_MISTAKES])
+def test_each_fair_mistake_is_named(mistake):
+    flags = next(f for name, _, f in a05.FAIR_MISTAKES if name == mistake)
+    with pytest.raises(grading.CheckFailed) as err:
+        a05.check_fair_comparison(functools.partial(a05.fair_variant, **flags))
+    assert err.value.mistake == mistake, str(err.value)
+    assert str(err.value).startswith("[Part 5.7, the fair protocol")
+
+
+def test_running_the_evaluation_seeds_at_other_rates_is_tuning_on_them():
+    with pytest.raises(grading.CheckFailed, match="evaluation seeds at a rate you did not "
+                       "choose") as err:
+        a05.check_fair_comparison(_peeking)
+    assert err.value.mistake == "tuned-on-eval-seeds"
+
+
+def test_recording_train_crosses_the_door_and_its_calls_come_back():
+    """The recording double is a module-level class: it travels to the student's side as
+    data, and what it recorded there comes back through ``observe``."""
+    from descent.grading import sandbox
+    from descent.grading.door import LocalDoor, opened
+
+    train = a05.RecordingTrain(functools.partial(a05.quadratic_run, steps=5))
+    with LocalDoor() as door, opened(door):
+        out = sandbox.call(a05.fair_variant, train, ["sgd"], [0.1, 0.3], [0], [1],
+                           observe=functools.partial(a05.recorded_calls, train))
+    assert out.ok and sorted(map(tuple, out.observed)) == [
+        ("sgd", 0.1, 0), ("sgd", 0.1, 1), ("sgd", 0.3, 0)]
+    assert train.calls == []             # the grader's copy saw nothing: the records came back
+
+
+def test_fair_runs_show_what_the_written_answer_says():
+    fair, unfair = a05.fair_runs(a05.fair_variant)
+    final = {m: c[:, -1] for m, (_, c) in fair.items()}
+    mean = {m: float(f.mean()) for m, f in final.items()}
+    assert {m: lr for m, (lr, _) in fair.items()} == {"sgd": 0.1, "momentum": 0.03,
+                                                        "adam": 0.3}
+    assert min(mean, key=mean.get) == "adam" and 0.05 < mean["adam"] < 0.07
+    assert final["adam"].max() > final["sgd"].min()          # the bands overlap
+    assert mean["sgd"] - mean["adam"] < final["adam"].max() - final["adam"].min()
+    shared = {m: float(c[:, -1].mean()) for m, (_, c) in unfair.items()}
+    assert min(shared, key=shared.get) == "momentum"
+    assert max(shared, key=shared.get) == "adam" and shared["adam"] > 50 * shared["momentum"]

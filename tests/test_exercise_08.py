@@ -9,10 +9,14 @@ buggy loop has exactly the planted bugs. The nbgrader round trip of every assign
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import pytest
 import torch
 from nbgrader_helpers import corpus, source
 
+from descent import grading
 from descent.grading.assignments import a08_practice as a08
 
 ASSIGNMENT = "08-practice"
@@ -62,3 +66,27 @@ def test_clip_reference_is_torch_and_the_checks_restore_it():
     assert out.delegated == ["torch.nn.utils.clip_grad.clip_grad_norm_"], out
     assert torch.nn.utils.clip_grad_norm_.__wrapped__.__code__ is code
     assert float(torch.nn.utils.clip_grad_norm_(params, 1.0)) > 1      # torch's own, again
+
+
+# -- part 8.6: warmup and gradient norms -------------------------------------------------------
+
+def test_warmup_reference_passes():
+    a08.check_warmup(a08.reference_warmup_loop)
+
+
+@pytest.mark.parametrize("mistake", list(a08.WARMUP_MISTAKES))
+def test_each_warmup_mistake_is_named(mistake):
+    loop = functools.partial(a08.reference_warmup_loop, planted=frozenset({mistake}))
+    with pytest.raises(grading.CheckFailed) as err:
+        a08.check_warmup(loop)
+    assert err.value.mistake == mistake, str(err.value)
+    assert str(err.value).startswith("[Part 8.6, a training loop with linear warmup")
+
+
+def test_warmup_runs_show_what_the_written_answer_says():
+    runs = a08.warmup_runs(a08.reference_warmup_loop)
+    plain, warm = (np.asarray(runs[k]["grad_norm"]) for k in ("no warmup", "warmup W = 30"))
+    assert plain[:10].max() > 2.5 and plain[:10].max() > 2 * warm[:10].max()   # a spike
+    assert warm[:10].max() < 1.5
+    final = {k: float(np.mean(r["loss"][-10:])) for k, r in runs.items()}
+    assert final["warmup W = 30"] < final["no warmup"]

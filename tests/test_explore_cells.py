@@ -17,7 +17,7 @@ from nbgrader_helpers import ROOT, notebook_path
 
 from descent.grading import explore
 
-WITH_EXPLORE = ("03-sgd", "04-momentum", "05-adaptive", "06-schedules")
+WITH_EXPLORE = ("03-sgd", "04-momentum", "05-adaptive", "06-schedules", "08-practice")
 
 
 def _explore_cells(nb) -> list:

@@ -34,11 +34,11 @@ from descent import grading
 from descent.grading import catalogue as cat
 from descent.grading.catalogue import _variant
 
-# The in-process corpus of every assignment. 03-06 run with NBGRADER_EXECUTION set and from the
-# replaced answer cell on (``run_from``: it is their corpus that dominates the time); 01, 02,
-# 07 and 08 run every cell (``run_in_process``).
-FROM_ANSWER = ("03-sgd", "04-momentum", "05-adaptive", "06-schedules")
-PARTS = {"05-adaptive": 6, "06-schedules": 6}          # grade cells the solution must pass
+# The in-process corpus of every assignment. 03-06 and 08 run with NBGRADER_EXECUTION set and
+# from the replaced answer cell on (``run_from``: it is their corpus that dominates the time, and
+# 08's exploration cell trains for seconds); 01, 02 and 07 run every cell (``run_in_process``).
+FROM_ANSWER = ("03-sgd", "04-momentum", "05-adaptive", "06-schedules", "08-practice")
+PARTS = {"05-adaptive": 7, "06-schedules": 6}          # grade cells the solution must pass
 MISTAKES = [m for a in ALL_ASSIGNMENTS for m in corpus(a)]
 
 

@@ -141,6 +141,18 @@ def _range(rng, ns):
                                     **kw))
 
 
+def _warmup(rng, ns):
+    import itertools
+
+    from descent.grading.assignments import a08_practice
+    steps, peak = int(rng.integers(3, 12)), float(10 ** rng.uniform(-3.5, -2))
+    model, optimizer, batches = a08_practice.warmup_setup(int(rng.integers(50)), "cpu", peak)
+    out = ns["train_with_warmup"](model, list(itertools.islice(batches, steps)), optimizer,
+                                  steps=steps, warmup_steps=int(rng.integers(0, steps + 3)),
+                                  peak_lr=peak, device="cpu")
+    return [out["loss"], out["grad_norm"]]
+
+
 def _edge(rng, ns):
     from descent.grading.assignments import a02_gradient_descent as a02
     A, theta0 = a02.problem(int(rng.integers(1000)), int(rng.integers(2, 6)))
@@ -210,6 +222,7 @@ PROBES = {
     ("08-practice", "answer-clip"): _clip,
     ("08-practice", "answer-amp"): _amp,
     ("08-practice", "answer-debug"): _debug,
+    ("08-practice", "answer-warmup"): _warmup,
 }
 
 

@@ -28,8 +28,9 @@ markdown(r'''
 You will write the four adaptive rules of [chapter 5](../../book/05-adaptive.ipynb)
 (*Adaptive methods*) as **pure update
 rules**, work through the AdamW step of the chapter with your own rule, switch Adam's
-ingredients off one at a time and explain what each one does, and train a small network with
-an optimizer built on your AdamW.
+ingredients off one at a time and explain what each one does, train a small network with
+an optimizer built on your AdamW, and compare optimizers fairly: a tuned rate for each,
+separate seeds, error bands.
 
 **How this works.** Fill in every cell that says `YOUR CODE HERE` (or `YOUR ANSWER HERE`) and
 run the test cell after it. The visible tests compare your code with the course's reference on
@@ -354,6 +355,119 @@ checks.check_training(AdamWOptimizer, seeds=[61])
 ### END HIDDEN TESTS
 ''', "test-train", 2),
 ]
+
+
+cells += [
+markdown(r'''
+## Part 5.7 — A fair comparison (2 points, and 3 points graded by hand)
+
+"Adam beats SGD" means little if SGD ran at Adam's learning rate, or if
+Adam's rate was picked on the very runs that are then shown. A fair
+comparison gives every method the same tuning budget, and reports runs
+that the tuning never saw:
+
+1. **Tune** each method on its own. Run `train(method, lr, seed)` for every
+   rate in `rates` and every seed in `tune_seeds`, and score each rate by
+   its **mean final loss**: the mean, over the tuning seeds, of the last
+   value of each curve. Choose the rate with the lowest score. On a tie,
+   keep the first of the tied rates in the order of `rates`. A rate whose
+   score is not finite (a run diverged to NaN or inf) is never chosen,
+   unless every rate diverged: then keep the first rate.
+2. **Evaluate** the chosen rate on the separate `eval_seeds`: run it once
+   per evaluation seed and stack the curves into an array of shape
+   `(len(eval_seeds), steps)`, one row per seed, in their order.
+
+Write `fair_comparison(train, methods, rates, tune_seeds, eval_seeds)`,
+returning `{method: (best_lr, curves)}`. `train` is given: it returns the
+loss curve of one run (a NumPy array; the same inputs always give the same
+curve). The grader passes its own `train`, which records every call: the
+evaluation seeds may be run with the chosen rate only, after the choice.
+*Hint:* `nan < x` is `False` for every `x`, so a strict `<` never picks a
+NaN score.
+''', "md-fair"),
+answer(r'''
+def fair_comparison(train, methods, rates, tune_seeds, eval_seeds):
+    """Tune the rate of each method on tune_seeds, evaluate it on eval_seeds.
+
+    Returns {method: (best_lr, curves)}, curves of shape
+    (len(eval_seeds), steps).
+    """
+    result = {}
+    for method in methods:
+        ### BEGIN SOLUTION
+        best_lr, best_score = rates[0], np.inf
+        for lr in rates:
+            finals = [train(method, lr, seed)[-1] for seed in tune_seeds]
+            score = np.mean(finals)                 # mean final loss
+            if score < best_score:                  # strict: first on a tie
+                best_lr, best_score = lr, score
+        curves = np.array([train(method, best_lr, seed)
+                           for seed in eval_seeds])      # seeds × steps
+        ### END SOLUTION
+        result[method] = (best_lr, curves)
+    return result
+''', "answer-fair"),
+tests(r'''
+checks.check_fair_comparison(fair_comparison)
+### BEGIN HIDDEN TESTS
+checks.check_fair_comparison(fair_comparison, crafted=False, settings=[
+    {"methods": ["adam", "sgd"], "rates": [0.3, 0.1, 0.03, 0.01],
+     "tune_seeds": [7, 3], "eval_seeds": [4, 0, 9, 1], "steps": 30}])
+### END HIDDEN TESTS
+''', "test-fair", 2),
+markdown(r'''
+The cell below runs your protocol on the grader's noisy quadratic (curvatures
+from $10^{-2.5}$ to $10$, 50 steps), tuning on 5 seeds and evaluating on 5
+others, and then once more with one shared rate, $\eta = 0.01$, for every
+method. The plot shows the tuned runs: the mean over the evaluation seeds,
+and a band from the lowest to the highest seed.
+''', "md-fair-run"),
+code(r'''
+# (skipped while nbgrader runs the notebook: this experiment is for you,
+# not for the grade)
+checks.answered("fair_comparison")
+if not checks.being_graded():
+    from descent.plots import plot_bands
+
+    fair, unfair = checks.fair_runs(fair_comparison, shared_lr=0.01)
+    for title, result in (("tuned per method", fair),
+                          ("one shared rate", unfair)):
+        print(title)
+        for method, (lr, curves) in result.items():
+            final = curves[:, -1]
+            print(f"  {method:9s} η = {lr:<6g} final loss "
+                  f"{final.mean():.3g} (seeds: {final.min():.3g} to "
+                  f"{final.max():.3g})")
+    steps = np.arange(1, fair["sgd"][1].shape[1] + 1)
+    plot_bands({f"{m}, η = {lr:g}": (steps, curves)
+                for m, (lr, curves) in fair.items()},
+               xlabel="step", ylabel="loss", band="minmax")
+''', "fair-run"),
+markdown(r'''
+**Written answer (3 points).** Using the printout and the plot: (a) which
+method wins the fair comparison, and by how much? (b) Is that gap larger
+than the spread over the evaluation seeds, and what does that say about the
+verdict? (c) With one shared rate $\eta = 0.01$ for every method, what
+would you have concluded, and why is that comparison unfair?
+''', "md-written-fair"),
+]
+
+cells.append(written(r'''
+(a) Adam, tuned to η = 0.3, ends lowest: a mean final loss of about 0.06, against
+about 0.11 for SGD (η = 0.1) and 0.16 for momentum (η = 0.03), roughly half of
+SGD's loss. (b) No: the seeds spread more than the methods differ. Adam's runs end
+between about 0.03 and 0.11, SGD's between 0.06 and 0.13, momentum's between 0.05
+and 0.46; the bands overlap, and one unlucky seed moves a mean by more than the
+gap. With five seeds the honest verdict is "Adam is somewhat better on this
+problem, within the noise", not a clear win; more seeds (or a paired test on the
+per-seed differences) would be needed to claim more. (c) At η = 0.01 for all,
+momentum looks best (about 0.22), SGD is seven times worse (about 1.6) and Adam is
+the worst by far (about 17): one would conclude that Adam fails here. But 0.01
+merely suits momentum (whose effective step is η/(1 − β) = 10η) and not the
+others: Adam moves each coordinate by about η whatever its gradient, so at 0.01 it
+crawls, and SGD runs ten times below its best rate. A shared rate compares the
+rate, not the methods; each method must be tuned with the same budget.
+''', "written-fair", 3))
 
 
 def build():

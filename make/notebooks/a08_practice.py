@@ -20,7 +20,8 @@ CELLS = [
 
     The tools of a real training run ([chapter 8]({CHAPTER})): you will write the learning-rate
     range test, gradient accumulation that equals the big batch, clipping by global norm and
-    a mixed-precision step, then find and fix the bugs planted in a training loop.
+    a mixed-precision step, find and fix the bugs planted in a training loop, and train a
+    tiny transformer with and without warmup while logging its gradient norms.
 
     **How this works.** Fill in every cell that says `YOUR CODE HERE` (or `YOUR ANSWER HERE`)
     and run the test cell after it. The grader re-runs your code itself, on its own model,
@@ -35,6 +36,7 @@ CELLS = [
     import torch.nn.functional as F
 
     from descent.grading.assignments import a08_practice as checks
+    from descent.models import sequence_cross_entropy
     """, "setup"),
 
     markdown(f"""
@@ -273,8 +275,117 @@ CELLS = [
     ### END HIDDEN TESTS
     """, "test-debug", 3),
 
+    markdown(f"""
+    ## Part 8.6 — Warmup for a tiny transformer (2 points, and 2 graded by hand)
+
+    Adam-type optimizers are often started with a **linear warmup**: the rate
+    climbs from $\\eta_{{\\text{{peak}}}}/W$ to $\\eta_{{\\text{{peak}}}}$ over the first $W$ steps
+    ([chapter 8]({CHAPTER}); the schedules of chapter 6). Step $t = 0, 1, \\ldots$ uses
+
+    $$ \\eta_t = \\eta_{{\\text{{peak}}}}\\,\\min\\!\\Big(1, \\frac{{t+1}}{{W}}\\Big)
+       \\quad (W = 0: \\eta_t = \\eta_{{\\text{{peak}}}}), \\qquad
+       \\lVert g_t\\rVert_2 = \\Big(\\sum_{{p}} \\sum_i (\\partial_{{p_i}} \\ell_t)^2\\Big)^{{1/2}}. $$
+
+    Write `train_with_warmup(model, batches, optimizer, steps, warmup_steps,
+    peak_lr, device)`. For each of the `steps` steps: take the next `(x, y)`
+    from `batches` and move both to `device` (the model is there already); set
+    `group["lr"]` to $\\eta_t$ in **every** group of `optimizer.param_groups`;
+    zero the gradients; compute the loss `sequence_cross_entropy(model(x), y)`
+    and call `backward()`; measure the global gradient norm $\\lVert g_t\\rVert_2$ over
+    every parameter that has a gradient (after `backward()`, before the step);
+    then `optimizer.step()`. Return `{{"loss": [...], "grad_norm": [...]}}`,
+    one float of each per step. Write the norm yourself (no
+    `clip_grad_norm_`), and the warmup too (no scheduler).
+
+    The grader builds its own `TinyTransformer` from a seed on the best device
+    it has, with AdamW and two param groups, trains it with your loop, and
+    compares your losses and norms step by step with its reference loop on the
+    same model, data and device.
+    """, "md-warmup"),
+    answer("""
+    def train_with_warmup(model, batches, optimizer, steps, warmup_steps, peak_lr,
+                          device):
+        \"\"\"Train with a linear warmup; log the loss and ‖g_t‖₂ of every step.\"\"\"
+        history = {"loss": [], "grad_norm": []}
+        data = iter(batches)
+        for t in range(steps):
+            x, y = next(data)
+            x, y = x.to(device), y.to(device)
+            ### BEGIN SOLUTION
+            lr = peak_lr                                          # W = 0: no warmup
+            if warmup_steps:
+                lr = peak_lr * min(1.0, (t + 1) / warmup_steps)   # η_t
+            for group in optimizer.param_groups:
+                group["lr"] = lr                                  # every group
+            optimizer.zero_grad()
+            loss = sequence_cross_entropy(model(x), y)
+            loss.backward()
+            squares = sum(float((p.grad ** 2).sum()) for p in model.parameters()
+                          if p.grad is not None)
+            norm = math.sqrt(squares)                    # ‖g_t‖₂, before the step
+            optimizer.step()
+            ### END SOLUTION
+            history["loss"].append(loss.item())
+            history["grad_norm"].append(norm)
+        return history
+    """, "answer-warmup"),
+    tests("""
+    checks.check_warmup(train_with_warmup)
+    ### BEGIN HIDDEN TESTS
+    checks.check_warmup(train_with_warmup, seeds=[3],
+                        settings=[{"steps": 24, "warmup_steps": 7, "peak_lr": 5e-3}])
+    ### END HIDDEN TESTS
+    """, "test-warmup", 2),
     markdown("""
-    ## Part 8.6 — Written answer (2 points, graded by hand)
+    The cell below trains a larger `TinyTransformer` (2 layers, $d = 48$) for
+    150 steps at $\\eta_{\\text{peak}} = 3\\cdot 10^{-2}$ with AdamW, once without warmup and
+    once with $W = 30$, using your loop, and plots the loss and the gradient
+    norm of every step (a minute or less on a CPU).
+    """, "md-warmup-run"),
+    code("""
+    # (skipped while nbgrader runs the notebook: this experiment is for you,
+    # not for the grade)
+    checks.answered("train_with_warmup")
+    if not checks.being_graded():
+        import matplotlib.pyplot as plt
+
+        runs = checks.warmup_runs(train_with_warmup)
+        fig, (ax_loss, ax_norm) = plt.subplots(1, 2, figsize=(10, 3.5))
+        for label, history in runs.items():
+            ax_loss.plot(history["loss"], label=label)
+            ax_norm.plot(history["grad_norm"], label=label)
+            print(f"{label:16s} ‖g‖ over steps 0-9: "
+                  + " ".join(f"{g:.2f}" for g in history["grad_norm"][:10]))
+        ax_loss.set(xlabel="step", ylabel="loss")
+        ax_norm.set(xlabel="step", ylabel="global gradient norm", yscale="log")
+        ax_loss.legend()
+        plt.show()
+    """, "warmup-run"),
+    markdown("""
+    **Written answer (2 points).** Using the printout and the plot: what do
+    the gradient norms do in the first steps without warmup, and with it? Why
+    do Adam-type methods need a warmup, when plain SGD with a small rate
+    would not?
+    """, "md-written-warmup"),
+    written("""
+    Without warmup the gradient norm jumps within the first few steps: from about 0.9
+    at step 0 to about 3.2 at step 3 (and 2.7 at step 5), and the loss stalls and
+    jumps with it; with W = 30 the norm stays near 1 (at most about 1.4) while the
+    loss falls smoothly, and the warmed-up run ends lower (about 2.25 against 2.33,
+    mean of the last ten losses). Adam's step is η·m̂/(√v̂ + ε): on the first step,
+    with bias correction, m̂₁/√v̂₁ = g₁/|g₁| = ±1, so every parameter moves by the full
+    η whatever its gradient, however small or noisy, and during the first ~1/(1 − β₂)
+    steps v̂ is an average of a few squared gradients, so the normalised steps stay
+    large and erratic. At initialisation the transformer is in a sharp region (the
+    attention logits, the LayerNorm gains and the output layer react strongly), so
+    full-size steps in every coordinate at once overshoot: the gradients grow, as
+    the spike shows. SGD's step is η·g, proportional to the gradient, so small or
+    noisy gradients give small steps and a small rate is safe from the start; Adam
+    has no such brake, and the warmup supplies one: tiny steps while v̂ becomes a
+    reliable average and the model leaves the sharp start.
+    """, "written-warmup", 2),
+    markdown("""
+    ## Part 8.7 — Written answer (2 points, graded by hand)
 
     1. Your range test in 8.1 stopped before $\\eta_{\\max}$. Which learning rate would you
        pick from its curve for the real run, and why not the rate where the smoothed loss is

@@ -14,7 +14,9 @@ reported numbers are never read. The references are the library's and torch's:
   ``GradScaler`` that scales on every device (its calls are checked: scale, step, update),
   loss curves within 1e-4 (CPU) / 1e-3 (CUDA) per step, where float32 differs from bf16 by
   more than 1e-3 (measured);
-- 8.5 the bug-free loop (:func:`reference_loop`) on the grader's data (with corrupted rows).
+- 8.5 the bug-free loop (:func:`reference_loop`) on the grader's data (with corrupted rows);
+- 8.6 the warmup loop (:func:`reference_warmup_loop`) on the grader's TinyTransformer, same
+  seed, data and device: losses and gradient norms within 1e-4 (CPU) / 1e-3 (CUDA) per step.
 
 A difference that matches a known variant is named (the variants are the reference with one
 switch flipped; with every switch off each equals its reference, which the tests check).
@@ -23,6 +25,7 @@ switch flipped; with every switch off each equals its reference, which the tests
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 
 from descent.grading import sandbox
 from descent.grading.compare import TOL64, Tolerance, allclose, first_difference
+from descent.grading.explore import answered  # noqa: F401 - explore cells
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.training import TOLERANCE, best_device
 
@@ -658,6 +662,218 @@ def check_loop(train_loop: Callable, *, seeds: Sequence[int] = (0,),
     passed(part[0], len(seeds) * len(settings))
 
 
+# -- 8.6 a tiny transformer with and without warmup, gradient norms logged --------------------
+
+PART_WARMUP = ("8.6", "a training loop with linear warmup, η_t = η_peak·min(1, (t+1)/W) on "
+               "every param group, and the global gradient norm ‖g_t‖₂ before each step")
+
+# The graded size: small enough that a run of 30 steps takes ~0.1 s on one CPU thread (the
+# whole assignment stays under its 8 s), a real transformer all the same (attention,
+# LayerNorm, GELU, embeddings; about 5,400 parameters on a 57-character vocabulary).
+WARMUP_MODEL = {"block_size": 16, "d_model": 16, "n_heads": 2, "n_layers": 1}
+WARMUP_BATCH = 8
+WARMUP_CHARS = 4000
+
+
+def warmup_setup(seed: int, device, peak_lr: float, *, model: dict | None = None,
+                 chars: int = WARMUP_CHARS):
+    """(model, optimizer, batches) of the grader's run: a :class:`~descent.models.
+    TinyTransformer` built from ``seed`` on ``device``, AdamW with two param groups (the
+    matrices with weight decay 0.1, the rest without) at ``lr=peak_lr``, and seeded
+    character windows of :class:`~descent.data.CharCorpus` (on the CPU)."""
+    from descent.data import CharCorpus
+    from descent.models import TinyTransformer
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    corpus = CharCorpus(max_chars=chars)
+    size = {**WARMUP_MODEL, **(model or {})}
+    net = TinyTransformer(corpus.vocab_size, seed=seed, **size).to(device)
+    matrices = [p for p in net.parameters() if p.ndim >= 2]
+    others = [p for p in net.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": 0.1},
+                                   {"params": others, "weight_decay": 0.0}],
+                                  lr=peak_lr, betas=(0.9, 0.98))
+    return net, optimizer, corpus.batches(WARMUP_BATCH, size["block_size"], seed=seed)
+
+
+def warmup_run(loop: Callable, seed: int, device, *, steps: int, warmup_steps: int,
+               peak_lr: float, model: dict | None = None):
+    """The grader's run of ``loop`` (the student's, on their side; or the reference)."""
+    net, optimizer, batches = warmup_setup(seed, device, peak_lr, model=model)
+    return loop(net, batches, optimizer, steps=steps, warmup_steps=warmup_steps,
+                peak_lr=peak_lr, device=device)
+
+
+def reference_warmup_loop(model, batches, optimizer, steps, warmup_steps, peak_lr, device, *,
+                          planted=frozenset()):
+    """The loop of part 8.6 (``planted``: known mistakes left in, by name)."""
+    from descent.models import sequence_cross_entropy
+
+    losses, norms, previous = [], [], 0.0
+    data = iter(batches)
+    for t in range(steps):
+        x, y = next(data)
+        x, y = x.to(device), y.to(device)
+        if not warmup_steps:
+            scale = 1.0
+        elif "from-zero" in planted:
+            scale = min(1.0, t / warmup_steps)
+        elif "no-cap" in planted:
+            scale = (t + 1) / warmup_steps
+        else:
+            scale = min(1.0, (t + 1) / warmup_steps)                  # linear warmup
+        groups = optimizer.param_groups[:1] if "first-group" in planted \
+            else optimizer.param_groups
+        for group in groups:
+            group["lr"] = peak_lr * scale                             # every param group
+        if "no-zero-grad" not in planted:
+            optimizer.zero_grad(set_to_none=True)
+        loss = sequence_cross_entropy(model(x), y)
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        squares = sum(float((g.double() ** 2).sum()) for g in grads)
+        if "sum-of-norms" in planted:
+            norm = sum(float(g.double().norm()) for g in grads)
+        elif "squared" in planted:
+            norm = squares
+        elif "param-norm" in planted:
+            norm = math.sqrt(sum(float((p.double() ** 2).sum()) for p in model.parameters()))
+        else:
+            norm = math.sqrt(squares)                                 # ‖g_t‖₂, all tensors
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        norms.append(previous if "lagged" in planted else norm)
+        previous = norm
+    return {"loss": losses, "grad_norm": norms}
+
+
+WARMUP_MISTAKES = {
+    "first-group": "the warmup is set on the first param group only: the second group (the "
+                   "biases, LayerNorm and the other 1-D parameters) keeps the peak rate "
+                   "from the first step. Set group['lr'] in every group of "
+                   "optimizer.param_groups",
+    "from-zero": "your warmup starts at η = 0: the first step uses η_peak·t/W with t = 0, "
+                 "a wasted step. The rate of step t (from 0) is η_peak·min(1, (t+1)/W), "
+                 "so that the first step has η_peak/W and step W − 1 reaches η_peak",
+    "no-cap": "your rate keeps growing after the warmup: η_peak·(t+1)/W exceeds η_peak "
+              "from step W on. Cap it: η_peak·min(1, (t+1)/W)",
+    "no-zero-grad": "the gradients are never zeroed: backward() adds to p.grad, so each step "
+                    "(and each logged norm) holds the sum of all gradients so far. Call "
+                    "optimizer.zero_grad() before backward()",
+    "sum-of-norms": "your gradient norm is the sum of the per-tensor norms; the global norm is "
+                    "the norm of all gradients concatenated, √(Σ_p ‖g_p‖²)",
+    "squared": "your gradient norm is squared (Σ g², no square root); log √(Σ_p ‖g_p‖²)",
+    "param-norm": "you log the norm of the parameters, not of their gradients (p.grad)",
+    "lagged": "your gradient norms lag one step behind: each is measured before this step's "
+              "backward(). Measure after backward() and before optimizer.step()",
+}
+
+
+def _warmup_history(value, steps: int) -> tuple[np.ndarray, np.ndarray] | str:
+    if not isinstance(value, dict) or not {"loss", "grad_norm"} <= set(value):
+        return ("it must return a dict {'loss': [...], 'grad_norm': [...]}, got "
+                f"{type(value).__name__}" + (f" with keys {sorted(map(str, value))}"
+                                              if isinstance(value, dict) else ""))
+    try:
+        loss = np.asarray(value["loss"], dtype=float).ravel()
+        norm = np.asarray(value["grad_norm"], dtype=float).ravel()
+    except (TypeError, ValueError):
+        return "'loss' and 'grad_norm' must be lists of numbers, one per step"
+    if loss.size != steps or norm.size != steps:
+        return (f"it recorded {loss.size} losses and {norm.size} gradient norms in a run of "
+                f"{steps} steps; record one of each per step")
+    return loss, norm
+
+
+def _close(mine: np.ndarray, ref: np.ndarray, tol: float) -> np.ndarray:
+    return np.abs(mine - ref) <= tol * np.maximum(np.abs(ref), 1e-12)
+
+
+def judge_warmup(got: tuple[np.ndarray, np.ndarray], seed: int, device, kw: dict) -> Verdict:
+    """The student's losses and norms against the reference run on the same device (relative
+    tolerance per step: float32 kernels agree to rounding), then the known mistakes."""
+    tol = TOLERANCE[device.type]
+    loss, norm = got
+    ref = reference_warmup_run(seed, device, kw)
+    ok_loss, ok_norm = _close(loss, ref["loss"], tol), _close(norm, ref["grad_norm"], tol)
+    if ok_loss.all() and ok_norm.all():
+        return PASS
+    for mistake, explain in WARMUP_MISTAKES.items():
+        variant = reference_warmup_run(seed, device, kw, planted={mistake})
+        if _close(loss, variant["loss"], tol).all() and _close(norm, variant["grad_norm"],
+                                                               tol).all():
+            return fail(explain + ".", mistake)
+    if not ok_loss.all():
+        t = int(np.argmax(~ok_loss))
+        return fail(f"the loss at step {t} is {loss[t]:.6g}, the reference run's "
+                    f"{ref['loss'][t]:.6g} (relative tolerance {tol:g} on {device.type}): "
+                    f"check the rate of each step, η_t = η_peak·min(1, (t+1)/W), set on "
+                    "every param group before optimizer.step().", "curve")
+    t = int(np.argmax(~ok_norm))
+    return fail(f"the losses match, but the gradient norm at step {t} is {norm[t]:.6g}, the "
+                f"reference's {ref['grad_norm'][t]:.6g}: ‖g_t‖₂ = √(Σ_p Σ p.grad²) over every "
+                "parameter, after backward() and before optimizer.step().", "measurement")
+
+
+def reference_warmup_run(seed: int, device, kw: dict, *, planted=frozenset()) -> dict:
+    """Trusted: the reference loop's losses and norms in the grader's run."""
+    out = warmup_run(functools.partial(reference_warmup_loop, planted=frozenset(planted)),
+                     seed, device, **kw)
+    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def check_warmup(train_with_warmup: Callable, *, seeds: Sequence[int] = (0,),
+                 settings: Sequence[dict] = ({"steps": 30, "warmup_steps": 10,
+                                              "peak_lr": 3e-3},
+                                             {"steps": 20, "warmup_steps": 0,
+                                              "peak_lr": 1e-3})) -> None:
+    """The student's loop trains the grader's TinyTransformer (built here from ``seed``, on
+    the best device, and sent with its AdamW and batches) on their side; the reference loop
+    trains the same model here on the same device; losses and gradient norms are compared
+    step by step."""
+    part, name = PART_WARMUP, _name(train_with_warmup)
+    device = best_device()
+    checks = 0
+    for seed in seeds:
+        for kw in settings:
+            where = f" (seed {seed}, {device.type}, {kw})"
+            # Built here (the library's constructors and its batch sampler validate their
+            # inputs with helpers forbidden while student code runs); they cross as data.
+            model, optimizer, batches = warmup_setup(seed, device, kw["peak_lr"])
+            batches = list(itertools.islice(batches, kw["steps"]))   # (x, y) on the CPU
+            with _library_forbidden():
+                out = sandbox.call(train_with_warmup, model, batches, optimizer, **kw,
+                                   device=device)
+            _raise_if_failed(out, name, part, where)
+            got = _warmup_history(out.value, kw["steps"])
+            if isinstance(got, str):
+                fail(f"{name}: {got}{where}.", "wrong-structure").raise_for(*part)
+            verdict = judge_warmup(got, seed, device, kw)
+            if not verdict.ok:
+                fail(verdict.message.rstrip(".") + where + ".", verdict.mistake
+                     ).raise_for(*part)
+            checks += kw["steps"]
+    passed(part[0], checks)
+
+
+def warmup_runs(train_with_warmup: Callable, *, steps: int = 150, warmup_steps: int = 30,
+                peak_lr: float = 3e-2, seed: int = 0) -> dict[str, dict]:
+    """The experiment of part 8.6 (in the student's notebook): a larger TinyTransformer (2
+    layers, d_model 48) trained with and without warmup, on the best device."""
+    device = best_device()
+    size = {"d_model": 48, "n_heads": 4, "n_layers": 2, "block_size": 32}
+    return {label: warmup_run(train_with_warmup, seed, device, steps=steps, warmup_steps=w,
+                              peak_lr=peak_lr, model=size)
+            for label, w in (("no warmup", 0), (f"warmup W = {warmup_steps}", warmup_steps))}
+
+
+def being_graded() -> bool:
+    """True while nbgrader runs the notebook: the exploration cells are skipped."""
+    import os
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
 __all__ = ["check_range_test", "check_accumulation", "check_clipping", "check_amp",
            "check_loop", "reference_loop", "range_test_variant", "reference_range_test",
-           "grader_train_step", "amp_losses", "reference_amp_step", "debug_data", "BUGS"]
+           "grader_train_step", "amp_losses", "reference_amp_step", "debug_data", "BUGS",
+           "check_warmup", "reference_warmup_loop", "warmup_runs", "being_graded", "answered"]
