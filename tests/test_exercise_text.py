@@ -96,10 +96,6 @@ def test_every_code_cell_is_python():
     assert not broken, "\n".join(broken)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "answer and grade cells are left to the checks' owners, who change them in parallel "
-    "(issue 10), so a reflow here would collide: their docstrings, signatures and print "
-    "lines reach 77-101 columns, which fit JupyterLab at 1280 px (about 108) but not 76"))
 def test_answer_and_grade_cells_fit_76_columns():
     wide = [f"{name} {cid}: {line}" for name, cid, _, cell in cells({"answer", "grade"})
             for line in wide_lines(cell.source)]

@@ -244,10 +244,10 @@ def test_listed_equivalent_mutant_computes_what_the_reference_does(entry):
 # -- the search on a few mutants it must name ----------------------------------------------
 
 @pytest.mark.parametrize(("assignment", "cell", "ident", "text"), [
-    ("05-adaptive", "answer-adam", "drop-term:7:27:drop 1",
+    ("05-adaptive", "answer-adam", "drop-term:9:27:drop 1",
      "as if (1 − β₂) were β₂ in second moment v_t"),
-    ("06-schedules", "answer-sgdr", "default:5:40:T_mult", "T_mult"),
-    ("08-practice", "answer-range", "default:13:49:diverge", "diverge"),
+    ("06-schedules", "answer-sgdr", "default:6:40:T_mult", "T_mult"),
+    ("08-practice", "answer-range", "default:14:49:diverge", "diverge"),
 ])
 def test_search_names_a_mutant_of_the_reference_in_the_students_terms(assignment, cell, ident,
                                                                        text):

@@ -116,7 +116,8 @@ Do not change the caller's `x`: perturb a copy.
 """, "md-numgrad"),
 answer("""
 def numerical_gradient(f, x, h=1e-5):
-    \"\"\"Central differences (eq. 1.4), one coordinate at a time; x is not modified.\"\"\"
+    \"\"\"Central differences (eq. 1.4), one coordinate at a time; x is not
+    modified.\"\"\"
     grad = np.zeros(x.shape)
     for i in range(x.size):
         e = np.zeros(x.shape)
@@ -158,7 +159,8 @@ decide: all $\lambda_i > 0$ a **minimum**, all $\lambda_i < 0$ a **maximum**, bo
 """, "md-classify"),
 answer("""
 def classify_critical_point(H, tol=1e-8):
-    \"\"\"'minimum', 'maximum', 'saddle' or 'degenerate' from the eigenvalues of H.\"\"\"
+    \"\"\"'minimum', 'maximum', 'saddle' or 'degenerate' from the
+    eigenvalues of H.\"\"\"
     ### BEGIN SOLUTION
     lam = np.linalg.eigvalsh(H)
     if np.all(lam > tol):

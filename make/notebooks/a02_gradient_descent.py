@@ -48,7 +48,8 @@ shape and dtype, and it must not modify `theta` or `grad` (return a new array).
 """, "md-step"),
 answer("""
 def gd_step(theta, grad, lr):
-    \"\"\"θ_t = θ_{t-1} − η g (eq. 2.1); returns a new array, inputs untouched.\"\"\"
+    \"\"\"θ_t = θ_{t-1} − η g (eq. 2.1); returns a new array, inputs
+    untouched.\"\"\"
     ### BEGIN SOLUTION
     return theta - lr * grad
     ### END SOLUTION
@@ -95,10 +96,12 @@ compute eigenvalues here: the test compares your measurement with $2/L$.
 """, "md-edge"),
 answer("""
 def divergence_threshold(A, theta0, steps=200):
-    \"\"\"The smallest divergent step size of GD on ½θᵀAθ, found by bisection.\"\"\"
+    \"\"\"The smallest divergent step size of GD on ½θᵀAθ, found by
+    bisection.\"\"\"
     grad_fn = lambda theta: A @ theta
     lo, hi = 0.0, 1.0
-    while np.linalg.norm(run_gd(grad_fn, theta0, hi, steps)[-1]) <= np.linalg.norm(theta0):
+    start = np.linalg.norm(theta0)
+    while np.linalg.norm(run_gd(grad_fn, theta0, hi, steps)[-1]) <= start:
         hi *= 2                       # grow until it surely diverges
     for _ in range(40):
         mid = (lo + hi) / 2
@@ -139,7 +142,9 @@ tests("""
 lam = np.linalg.eigvalsh(A)
 for lr in (0.1, 2 / (lam.max() + lam.min()), 0.45):
     predicted = np.max(np.abs(1 - lr * lam))
-    print(f"η = {lr:.3f}: measured {convergence_rate(A, theta0, lr):.5f}, predicted {predicted:.5f}")
+    measured = convergence_rate(A, theta0, lr)
+    print(f"η = {lr:.3f}: measured {measured:.5f}, "
+          f"predicted {predicted:.5f}")
 checks.check_convergence_rate(convergence_rate)
 ### BEGIN HIDDEN TESTS
 checks.check_convergence_rate(convergence_rate, seeds=[41, 42], dims=[2, 5], lrs=[0.05, 0.35])

@@ -60,7 +60,8 @@ CELLS = [
     """, "md-sampler"),
     answer("""
     def epoch_batches(n, batch_size, *, epochs, seed, drop_last=False):
-        \"\"\"The indices 0 … n-1 in mini-batches: a list of epochs, each a list of arrays.\"\"\"
+        \"\"\"The indices 0 … n-1 in mini-batches: a list of epochs, each a list
+        of arrays.\"\"\"
         ### BEGIN SOLUTION
         rng = np.random.default_rng(seed)
         stop = n - n % batch_size if drop_last else n
@@ -106,7 +107,8 @@ CELLS = [
     """, "md-variance"),
     answer("""
     def minibatch_variance(grads, batch_size, *, draws, seed):
-        \"\"\"The mean of ‖ĝ_B − ḡ‖² over `draws` mini-batches drawn without replacement.\"\"\"
+        \"\"\"The mean of ‖ĝ_B − ḡ‖² over `draws` mini-batches drawn without
+        replacement.\"\"\"
         rng = np.random.default_rng(seed)
         g_bar = grads.mean(axis=0)
         total = 0.0
@@ -121,7 +123,8 @@ CELLS = [
     tests("""
     checks.check_variance(minibatch_variance)
     for B in (8, 100):
-        print(f"B = {B:3d}: measured {minibatch_variance(grads, B, draws=200, seed=1):.4f}, "
+        measured = minibatch_variance(grads, B, draws=200, seed=1)
+        print(f"B = {B:3d}: measured {measured:.4f}, "
               f"predicted {checks.predicted_variance(grads, B):.4f}")
     ### BEGIN HIDDEN TESTS
     checks.check_variance(minibatch_variance, seeds=[3], batch_sizes=[3, 150], draws=400)
@@ -139,7 +142,8 @@ CELLS = [
     answer("""
     def variance_slope(grads, batch_sizes, *, draws, seed):
         \"\"\"The least-squares slope of log(variance) against log(B).\"\"\"
-        variances = [minibatch_variance(grads, B, draws=draws, seed=seed) for B in batch_sizes]
+        variances = [minibatch_variance(grads, B, draws=draws, seed=seed)
+                     for B in batch_sizes]
         ### BEGIN SOLUTION
         return float(np.polyfit(np.log(batch_sizes), np.log(variances), 1)[0])
         ### END SOLUTION
@@ -184,7 +188,8 @@ CELLS = [
     """, "answer-schedule"),
     tests("""
     checks.check_schedule(robbins_monro)
-    print([round(robbins_monro(t, lr0=1.0, tau=10.0), 4) for t in (0, 10, 30, 90)])
+    print([round(robbins_monro(t, lr0=1.0, tau=10.0), 4)
+           for t in (0, 10, 30, 90)])
     ### BEGIN HIDDEN TESTS
     checks.check_schedule(robbins_monro, settings=[(2.0, 1.0), (0.03, 250.0)], steps=80)
     ### END HIDDEN TESTS
@@ -216,7 +221,8 @@ CELLS = [
     """, "md-train"),
     answer("""
     def logreg_sgd_step(W, b, x, y, lr):
-        \"\"\"One SGD step on the mean cross-entropy of softmax regression; returns (W, b).\"\"\"
+        \"\"\"One SGD step on the mean cross-entropy of softmax regression;
+        returns (W, b).\"\"\"
         ### BEGIN SOLUTION
         p = torch.softmax(x @ W + b, dim=1)
         p[torch.arange(len(y), device=y.device), y] -= 1   # ∂ℓ/∂logits = P − Y (times B)

@@ -70,7 +70,8 @@ CELLS = [
     """, "md-hb"),
     answer("""
     def heavy_ball_update(param, grad, state, *, lr, momentum):
-        \"\"\"One step of (HB) in PyTorch's form; returns (new_param, new_state).\"\"\"
+        \"\"\"One step of (HB) in PyTorch's form; returns (new_param,
+        new_state).\"\"\"
         ### BEGIN SOLUTION
         b = grad if state.b is None else momentum * state.b + grad   # b_t = β b_{t-1} + g_t
         return param - lr * b, MomentumState(b)                      # θ_t = θ_{t-1} − η b_t
@@ -100,7 +101,8 @@ CELLS = [
     """, "md-nag"),
     answer("""
     def nesterov_update(param, grad, state, *, lr, momentum):
-        \"\"\"One step of (NAG) in PyTorch's form; returns (new_param, new_state).\"\"\"
+        \"\"\"One step of (NAG) in PyTorch's form; returns (new_param,
+        new_state).\"\"\"
         ### BEGIN SOLUTION
         b = grad if state.b is None else momentum * state.b + grad   # b_t = β b_{t-1} + g_t
         return param - lr * (grad + momentum * b), MomentumState(b)  # θ_t = θ_{t-1} − η d_t
@@ -196,12 +198,14 @@ CELLS = [
         \"\"\"torch.optim.SGD(lr, momentum, nesterov) on top of your rules.\"\"\"
 
         def __init__(self, params, lr, momentum, nesterov=False):
-            super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov))
+            defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov)
+            super().__init__(params, defaults)
 
         @torch.no_grad()
         def step(self, closure=None):
             for group in self.param_groups:
-                rule = nesterov_update if group["nesterov"] else heavy_ball_update
+                nesterov = group["nesterov"]
+                rule = nesterov_update if nesterov else heavy_ball_update
                 for p in group["params"]:
                     if p.grad is None:
                         continue

@@ -99,7 +99,8 @@ given, returns them with the step count.
 ''', "md-adagrad"),
 answer(r'''
 def adagrad_update(param, grad, state, *, lr, eps=1e-10):
-    """One AdaGrad step (eq. AdaGrad); returns (new_param, AdagradState). Inputs untouched."""
+    """One AdaGrad step (eq. AdaGrad); returns (new_param, AdagradState).
+    Inputs untouched."""
     ### BEGIN SOLUTION
     s = state.s + grad * grad                             # s_t = s_{t-1} + g_t²
     new_param = param - lr * grad / (s ** 0.5 + eps)      # θ_t = θ_{t-1} − η g_t/(√s_t + ε)
@@ -127,8 +128,10 @@ the gradient first, $g_t \leftarrow g_t + \lambda\theta_{t-1}$; that line is wri
 Compute `v` ($v_t$) and `new_param` ($\theta_t$).
 ''', "md-rmsprop"),
 answer(r'''
-def rmsprop_update(param, grad, state, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
-    """One RMSprop step (eq. RMSprop); returns (new_param, RMSpropState). Inputs untouched."""
+def rmsprop_update(param, grad, state, *, lr, alpha=0.99, eps=1e-8,
+                   weight_decay=0.0):
+    """One RMSprop step (eq. RMSprop); returns (new_param, RMSpropState).
+    Inputs untouched."""
     if weight_decay:
         grad = grad + weight_decay * param                # L2 term
     ### BEGIN SOLUTION
@@ -169,10 +172,12 @@ on the gradient (written for you). Compute `t`, `m`, `v` (the new state) and `ne
 $\hat m_1 = g_1$ and $\hat v_1 = g_1^2$, so every coordinate moves by about $\eta$.
 ''', "md-adam"),
 answer(r'''
-def adam_update(param, grad, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """One Adam step (eq. Adam); returns (new_param, AdamState). Inputs untouched."""
+def adam_update(param, grad, state, *, lr, beta1=0.9, beta2=0.999,
+                eps=1e-8, weight_decay=0.0):
+    """One Adam step (eq. Adam); returns (new_param, AdamState). Inputs
+    untouched."""
     if weight_decay:
-        grad = grad + weight_decay * param                # L2 term (Adam's weight_decay)
+        grad = grad + weight_decay * param   # L2 term (Adam's weight_decay)
     ### BEGIN SOLUTION
     t = state.t + 1                                       # t incremented before use
     m = beta1 * state.m + (1 - beta1) * grad              # first moment m_t
@@ -211,12 +216,15 @@ $\theta_0 = 2.0$ with $\eta = 0.1$, $\lambda = 0.01$. By hand: $g_1 = 2$, the de
 $1.998$, the bias-corrected step is $\eta\, g_1/|g_1| \approx 0.1$, so $\theta_1 \approx 1.898$.
 ''', "md-adamw"),
 answer(r'''
-def adamw_update(param, grad, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2):
-    """One AdamW step (eq. AdamW); returns (new_param, AdamState). Inputs untouched."""
+def adamw_update(param, grad, state, *, lr, beta1=0.9, beta2=0.999,
+                 eps=1e-8, weight_decay=1e-2):
+    """One AdamW step (eq. AdamW); returns (new_param, AdamState). Inputs
+    untouched."""
     ### BEGIN SOLUTION
     param = param * (1 - lr * weight_decay)               # decoupled decay θ ← (1 − ηλ)θ
     ### END SOLUTION
-    return adam_update(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+    return adam_update(param, grad, state, lr=lr, beta1=beta1, beta2=beta2,
+                       eps=eps)
 ''', "answer-adamw"),
 tests(r'''
 checks.check_adamw(adamw_update, adam_init)
@@ -237,9 +245,11 @@ With both switches on, the rule is eq. (Adam) (no weight decay here). The moment
 for you; compute the step's `direction` ($\hat m_t/(\sqrt{\hat v_t}+\epsilon)$ with both on).
 ''', "md-ablation"),
 answer(r'''
-def adam_ablation_update(param, grad, state, *, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+def adam_ablation_update(param, grad, state, *, lr, beta1=0.9,
+                         beta2=0.999, eps=1e-8,
                          bias_correction=True, adaptive=True):
-    """Eq. (Adam) with bias correction and/or adaptivity switched off; (new_param, AdamState)."""
+    """Eq. (Adam) with bias correction and/or adaptivity switched off;
+    (new_param, AdamState)."""
     t = state.t + 1
     m = beta1 * state.m + (1 - beta1) * grad
     v = beta2 * state.v + (1 - beta2) * grad * grad
@@ -328,10 +338,14 @@ optimizer; this one is the minimum). Read every hyperparameter from the `group`.
 ''', "md-train"),
 answer(r'''
 class AdamWOptimizer(torch.optim.Optimizer):
-    """torch.optim.AdamW built on your adamw_update (same keywords and defaults)."""
+    """torch.optim.AdamW built on your adamw_update (same keywords and
+    defaults)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=1e-2):
+        defaults = dict(lr=lr, betas=betas, eps=eps,
+                        weight_decay=weight_decay)
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self):
@@ -387,7 +401,7 @@ NaN score.
 ''', "md-fair"),
 answer(r'''
 def fair_comparison(train, methods, rates, tune_seeds, eval_seeds):
-    """Tune the rate of each method on tune_seeds, evaluate it on eval_seeds.
+    """Tune each method's rate on tune_seeds, evaluate it on eval_seeds.
 
     Returns {method: (best_lr, curves)}, curves of shape
     (len(eval_seeds), steps).

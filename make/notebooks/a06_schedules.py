@@ -74,7 +74,8 @@ def warmup_cosine(t, *, lr, warmup_steps, total_steps, eta_min=0.0):
     ### END SOLUTION
 ''', "answer-warmup-cosine"),
 tests(r'''
-print([round(warmup_cosine(t, lr=1.0, warmup_steps=5, total_steps=20, eta_min=0.1), 4)
+print([round(warmup_cosine(t, lr=1.0, warmup_steps=5, total_steps=20,
+                          eta_min=0.1), 4)
        for t in (0, 4, 5, 6, 19, 20, 21)])
 checks.check_warmup_cosine(warmup_cosine)
 ### BEGIN HIDDEN TESTS
@@ -121,7 +122,8 @@ $\eta / W$.
 ''', "md-invsqrt"),
 answer(r'''
 def inverse_sqrt(t, *, lr, warmup_steps):
-    """η_t of eq. (inverse sqrt), with the paper's 1-based step n = t + 1."""
+    """η_t of eq. (inverse sqrt), with the paper's 1-based step n = t +
+    1."""
     ### BEGIN SOLUTION
     n = t + 1                                                         # the paper counts from 1
     return lr * min(n / warmup_steps, (warmup_steps / n) ** 0.5)
@@ -150,7 +152,8 @@ $T_{\text{mult}} = 2$ the restarts are at steps 5, 15, 35, …
 ''', "md-sgdr"),
 answer(r'''
 def sgdr(t, *, lr, T_0, T_mult=1, eta_min=0.0):
-    """η_t of eq. (SGDR): cycles of T_0, T_0·T_mult, T_0·T_mult², … steps."""
+    """η_t of eq. (SGDR): cycles of T_0, T_0·T_mult, T_0·T_mult², …
+    steps."""
     ### BEGIN SOLUTION
     t_cur, t_i = t, T_0
     while t_cur >= t_i:                                               # past this cycle: restart
@@ -200,7 +203,8 @@ loss, and compares them with the reference loop on the same device.
 ''', "md-train"),
 answer(r'''
 def train(model, loss_fn, optimizer, schedule, steps):
-    """`steps` optimizer steps; step t uses lr = schedule(t). Returns the losses."""
+    """`steps` optimizer steps; step t uses lr = schedule(t). Returns the
+    losses."""
     losses = []
     for t in range(steps):
         ### BEGIN SOLUTION

@@ -84,9 +84,11 @@ CELLS = [
     """, "md-adamw"),
     answer("""
     class AdamW(torch.optim.Optimizer):
-        \"\"\"AdamW (chapter 5, eq. (AdamW)) as a torch.optim.Optimizer; torch's keywords.\"\"\"
+        \"\"\"AdamW (chapter 5, eq. (AdamW)) as a torch.optim.Optimizer; torch's
+        keywords.\"\"\"
 
-        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                     weight_decay=1e-2):
             ### BEGIN SOLUTION
             if not lr >= 0:
                 raise ValueError(f"lr (η) must be >= 0, got {lr}")
@@ -103,7 +105,8 @@ CELLS = [
 
         @torch.no_grad()
         def step(self, closure=None):
-            \"\"\"One AdamW update of every parameter that has a gradient; returns the loss.\"\"\"
+            \"\"\"One AdamW update of every parameter that has a gradient;
+            returns the loss.\"\"\"
             ### BEGIN SOLUTION
             loss = None
             if closure is not None:
@@ -206,7 +209,8 @@ CELLS = [
     from descent.grading import training
     run = training.run_training(lambda p: AdamW(p, lr=1e-2, weight_decay=0.05))
     if run.ok:
-        print(f"{training.best_device()}: loss {run.value[0]:.4f} -> {run.value[-1]:.4f}")
+        first, last = run.value[0], run.value[-1]
+        print(f"{training.best_device()}: loss {first:.4f} -> {last:.4f}")
     checks.check_training(AdamW)
     ### BEGIN HIDDEN TESTS
     checks.check_training(AdamW, run=training.RunSpec(seed=9), lr=2e-2, weight_decay=0.1)

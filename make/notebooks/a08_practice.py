@@ -61,7 +61,8 @@ CELLS = [
     $\\beta$ `beta`, $k$ `diverge`.
     """, "md-range"),
     answer("""
-    def lr_range_test(train_step, *, min_lr, max_lr, steps, beta=0.98, diverge=4.0):
+    def lr_range_test(train_step, *, min_lr, max_lr, steps, beta=0.98,
+                      diverge=4.0):
         \"\"\"The LR range test (chapter 8): returns (lrs, losses, smoothed).\"\"\"
         lrs, losses, smoothed = [], [], []
         ### BEGIN SOLUTION
@@ -81,7 +82,8 @@ CELLS = [
         return lrs, losses, smoothed
     """, "answer-range"),
     tests("""
-    lrs, losses, smoothed = lr_range_test(checks.grader_train_step(seed=0), min_lr=1e-4,
+    lrs, losses, smoothed = lr_range_test(
+        checks.grader_train_step(seed=0), min_lr=1e-4,
                                           max_lr=10.0, steps=60)
     print(f"{len(lrs)} steps; the smoothed loss is lowest at lr = "
           f"{lrs[min(range(len(lrs)), key=smoothed.__getitem__)]:.3g}")
@@ -147,7 +149,8 @@ CELLS = [
     """, "md-clip"),
     answer("""
     def clip_grad_norm(parameters, max_norm):
-        \"\"\"Clip the gradients by their global 2-norm, in place; return the norm before.\"\"\"
+        \"\"\"Clip the gradients by their global 2-norm, in place; return the
+        norm before.\"\"\"
         ### BEGIN SOLUTION
         grads = [p.grad for p in parameters if p.grad is not None]
         norm = math.sqrt(sum(float((g * g).sum()) for g in grads))   # ‖g‖₂, all tensors
@@ -303,8 +306,8 @@ CELLS = [
     same model, data and device.
     """, "md-warmup"),
     answer("""
-    def train_with_warmup(model, batches, optimizer, steps, warmup_steps, peak_lr,
-                          device):
+    def train_with_warmup(model, batches, optimizer, steps, warmup_steps,
+                          peak_lr, device):
         \"\"\"Train with a linear warmup; log the loss and ‖g_t‖₂ of every step.\"\"\"
         history = {"loss": [], "grad_norm": []}
         data = iter(batches)
