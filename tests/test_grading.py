@@ -168,6 +168,28 @@ def test_delegation_is_caught_even_when_the_error_is_swallowed_and_references_re
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
+def _build_and_draw(seed):
+    """The student's side of a training check: a library model and a batch of its data."""
+    from descent import data, models
+    model = models.TinyTransformer(5, block_size=4, d_model=8, n_heads=2, n_layers=1, seed=seed)
+    x, y = next(iter(data.CharCorpus("abcde" * 40).batches(3, 4, seed=seed)))
+    return float(model(x).sum()), tuple(y.shape)
+
+
+def test_library_objects_that_use_private_helpers_can_be_built_inside_a_call():
+    """Forbidding descent.schedules does not forbid the input checks it imports from
+    descent._checks, which the library's models and data call too; its own answers stay
+    forbidden."""
+    from descent.grading import sandbox
+
+    out = sandbox.call(_build_and_draw, 0)
+    assert out.error is None and out.delegated == [], out.error
+    assert out.value[1] == (3, 4)
+    names = {name for name, _ in sandbox._references(sandbox.Rules())[0]}
+    assert not any(".check_" in name for name in names), sorted(names)
+    assert any(name.startswith("descent.schedules.") for name in names)
+
+
 # -- schedules -----------------------------------------------------------------------------
 
 def warmup_cosine(t, warmup=5, total=20, lr=1.0, lr_min=0.1):

@@ -155,6 +155,9 @@ def _references(rules: Rules) -> tuple[list[tuple[str, Callable]], list[type]]:
                 if issubclass(obj, _BASES) or owner == module == "descent.schedules":
                     classes.append(obj)
             elif inspect.isfunction(obj) and not obj.__code__.co_freevars:
+                if any(part.startswith("_") for part in owner.split(".")):
+                    continue      # a private helper imported there (descent._checks.check_int):
+                    #               no answer, and the library's models and data call it
                 functions.append((f"{module}.{name}", obj))
     for module, path in rules.functions:
         try:
