@@ -38,11 +38,18 @@ def _is_stub(obj) -> bool:
     return any(code is not None and "NotImplementedError" in code.co_names for code in codes)
 
 
+def being_graded() -> bool:
+    """True while nbgrader runs the notebook (autograde or validate, which set
+    ``NBGRADER_EXECUTION``): the exploration cells (plots, experiments) are skipped, since
+    no grade depends on them."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
 def answered(*names: str, namespace: dict | None = None) -> None:
     """Raise :class:`NotAnswered` when one of the notebook's ``names`` (looked up in the
     caller's globals, or ``namespace``) is missing or still the released stub; nothing while
     nbgrader grades (the exploration is skipped then)."""
-    if os.environ.get("NBGRADER_EXECUTION"):
+    if being_graded():
         return
     if namespace is None:
         namespace = sys._getframe(1).f_globals

@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 ASSIGNMENTS = ("03-sgd", "04-momentum", "05-adaptive", "06-schedules", "07-implementation",
                "08-practice")                 # the ones with training runs
-TRAINING_CHECKS = re.compile(r"check_(training|logreg|optimizer|loop|amp|accumulation|warmup)\b")
+TRAINING_CHECKS = re.compile(
+    r"check_(training|logreg|optimizer|loop|amp|accumulation|warmup|compare)\b")
 
 
 class Node(dict):

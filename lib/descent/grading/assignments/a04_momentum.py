@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -38,7 +37,7 @@ import torch
 
 from descent.grading import sandbox
 from descent.grading.catalogue import SGD_MISTAKES
-from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
+from descent.grading.explore import answered, being_graded  # noqa: F401 - explore cells
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.rules import Mistake, RuleSpec, check_rule
 from descent.grading.training import RunSpec, grouped, judge_training, losses, run_training
@@ -48,11 +47,6 @@ PART_NAG = ("4.2", "eq. (NAG), PyTorch's form: b_t = β b_{t−1} + g_t, "
                    "θ_t = θ_{t−1} − η (g_t + β b_t)")
 PART_TUNING = ("4.3", "Polyak's tuning: α = 4/(√L + √μ)², β = ((√κ − 1)/(√κ + 1))²")
 PART_TRAIN = ("4.4", "your rules in a torch.optim.Optimizer, against torch.optim.SGD")
-
-
-def being_graded() -> bool:
-    """True while nbgrader runs the notebook: its exploration cells (plots) are skipped."""
-    return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 class _Buffer(NamedTuple):

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -43,7 +42,7 @@ from descent import _arrays as xp
 from descent.grading import sandbox, training
 from descent.grading.catalogue import adam_init_variant, adam_spec, adam_variant, library_rule
 from descent.grading.catalogue import rmsprop_spec as _rmsprop_spec
-from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
+from descent.grading.explore import answered, being_graded  # noqa: F401 - explore cells
 from descent.grading.feedback import Verdict, fail, passed
 from descent.grading.rules import Mistake, RuleCase, RuleSpec, check_rule, judge_rule, run_rule
 
@@ -58,12 +57,6 @@ PART_TRAIN = ("5.6", "a training run with your AdamW, against torch.optim.AdamW"
 
 # The visible tests run NumPy and torch arrays: the rule also drives the optimizer of 5.6.
 ARRAYS = ("numpy", "torch")
-
-
-def being_graded() -> bool:
-    """True while nbgrader runs the notebook (autograde or validate): the notebook skips its
-    exploration cells (plots, experiments), which no grade depends on."""
-    return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 # -- AdaGrad ------------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,7 +43,7 @@ import torch
 
 from descent.grading import sandbox, training
 from descent.grading.compare import TOL64, allclose, close
-from descent.grading.explore import answered  # noqa: F401 - explore cells: checks.answered
+from descent.grading.explore import answered, being_graded  # noqa: F401 - explore cells
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.schedules import judge_schedule, run_schedule
 
@@ -57,12 +56,6 @@ PART_SGDR = ("6.4", "eq. (SGDR), η_t = η_min + ½(η − η_min)(1 + cos(π T_
 PART_TRAIN = ("6.5", "a training run: step t uses η_t, set before optimizer.step()")
 PART_COMPARE = ("6.6", "constant, step decay and cosine over seeds: step t of every run uses "
                 "η_t in every param group")
-
-
-def being_graded() -> bool:
-    """True while nbgrader runs the notebook (autograde or validate): the notebook skips its
-    exploration cells (plots, experiments), which no grade depends on."""
-    return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 def _schedules():

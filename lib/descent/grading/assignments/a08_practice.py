@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from descent.grading import sandbox
 from descent.grading.compare import TOL64, Tolerance, allclose, first_difference
-from descent.grading.explore import answered  # noqa: F401 - explore cells
+from descent.grading.explore import answered, being_graded  # noqa: F401 - explore cells
 from descent.grading.feedback import PASS, Verdict, fail, passed
 from descent.grading.training import TOLERANCE, best_device
 
@@ -865,12 +865,6 @@ def warmup_runs(train_with_warmup: Callable, *, steps: int = 150, warmup_steps: 
     return {label: warmup_run(train_with_warmup, seed, device, steps=steps, warmup_steps=w,
                               peak_lr=peak_lr, model=size)
             for label, w in (("no warmup", 0), (f"warmup W = {warmup_steps}", warmup_steps))}
-
-
-def being_graded() -> bool:
-    """True while nbgrader runs the notebook: the exploration cells are skipped."""
-    import os
-    return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 __all__ = ["check_range_test", "check_accumulation", "check_clipping", "check_amp",
