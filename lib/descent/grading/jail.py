@@ -95,16 +95,6 @@ def make_root(config: dict) -> None:
     root, uid = config["root"], config["uid"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)          # nothing propagates back out
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,nr_inodes=4096,mode=0755")
-    for path in config["binds"]:
-        bind(root, path)
-    for link, target in config["links"]:
-        os.makedirs(os.path.dirname(_inside(root, link)), exist_ok=True)
-        os.symlink(target, _inside(root, link))
-    etc = _inside(root, "/etc")
-    os.makedirs(etc, exist_ok=True)
-    for name, text in config["etc"].items():
-        with open(os.path.join(etc, name), "w") as f:
-            f.write(text)
     limits = config["tmpfs"]
     tmpfs(root, "/job", f"size={limits['job_mb']}m,nr_inodes={limits['job_inodes']},"
                         f"mode=0700,uid={uid},gid={uid}")
@@ -118,6 +108,19 @@ def make_root(config: dict) -> None:
     for path, size in (("/tmp", limits["tmp_mb"]), ("/dev/shm", limits["tmp_mb"]),
                        ("/run", 1), ("/dev/mqueue", 1)):
         tmpfs(root, path, f"size={size}m,nr_inodes={limits['tmp_inodes']},mode=1777")
+    # The read-only binds come after the fresh folders, so that a Python installation or a
+    # library that lives under /tmp or /run (a clone in /tmp) is bound on top of them, not
+    # hidden by them.
+    for path in config["binds"]:
+        bind(root, path)
+    for link, target in config["links"]:
+        os.makedirs(os.path.dirname(_inside(root, link)), exist_ok=True)
+        os.symlink(target, _inside(root, link))
+    etc = _inside(root, "/etc")
+    os.makedirs(etc, exist_ok=True)
+    for name, text in config["etc"].items():
+        with open(os.path.join(etc, name), "w") as f:
+            f.write(text)
     os.makedirs(_inside(root, "/proc"), exist_ok=True)
     try:                          # this PID namespace's processes only
         mount("proc", _inside(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
