@@ -1,7 +1,7 @@
 """The hostile and broken submissions, graded as one class: each gets its status and score.
 
-Each ``tests/submissions/bad/<case>.cell`` is one student of ``05-adaptive`` (13 autograded
-points: AdaGrad 2, RMSprop 2, Adam 3, AdamW 2, ablation 2, training run 2): the solution,
+Each ``tests/submissions/bad/<case>.cell`` is one student of ``05-adaptive`` (15 autograded
+points: AdaGrad 2, RMSprop 2, Adam 3, AdamW 2, ablation 2, training run 2, fair comparison 2): the solution,
 with one answer cell replaced by the code below the header and/or the notebook damaged::
 
     # case: what the student did
@@ -10,8 +10,8 @@ with one answer cell replaced by the code below the header and/or the notebook d
     # notebook: delete test-adam       malformed-json | missing | delete/edit/markdown <cell>
     #                                  | attach <MB>
     # status: graded                   the expected status
-    # score: 10                        the expected score, or none (blank)
-    # control: 13                      the score the same code gets run in this process
+    # score: 12                        the expected score, or none (blank)
+    # control: 15                      the score the same code gets run in this process
     # reason: allclose                 text the status's reason must contain
     # part: test-adam                  a part whose message must contain …
     # message: bias correction         … this text
@@ -49,7 +49,7 @@ from descent.grading.classroom import Limits, grade_class
 from descent.grading.confine import probe
 
 ASSIGNMENT = "05-adaptive"
-AUTOGRADED = 13
+AUTOGRADED = 15
 GOOD = ("good-1", "good-2")
 # Small limits keep the looping and memory-hungry cases short.
 LIMITS = Limits(notebook_seconds=120, cell_seconds=15, memory_mb=1024)

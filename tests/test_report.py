@@ -32,7 +32,7 @@ from descent.grading.report import (
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "05-adaptive"
 POINTS = {"test-adagrad": 2.0, "test-rmsprop": 2.0, "test-adam": 3.0, "test-adamw": 2.0,
-          "test-ablation": 2.0, "test-train": 2.0}
+          "test-ablation": 2.0, "test-train": 2.0, "test-fair": 2.0}
 EVIL_ID = "<script>alert('id')</script>"
 EVIL_MESSAGE = "ZeroDivisionError: <script>alert('msg')</script> (in rmsprop_update, line 3)"
 LONG_MESSAGE = "[Part 5.3, eq. (Adam)] the bias correction is missing: " + "m̂_t ≠ m_t " * 80
