@@ -2,7 +2,8 @@
 
 Each ``tests/submissions/bad/<case>.cell`` is one student of ``05-adaptive`` (15 autograded
 points: AdaGrad 2, RMSprop 2, Adam 3, AdamW 2, ablation 2, training run 2, fair comparison
-2): the solution, with one answer cell replaced by the code below the header and/or the notebook damaged::
+2): the solution, with one answer cell replaced by the code below the header and/or the
+notebook damaged::
 
     # case: what the student did
     # attack: the class of attack it stands for (issue 9), if it is one
