@@ -40,6 +40,7 @@ import nbformat
 
 from descent.grading import trusted
 from descent.grading.door import LocalDoor
+from descent.grading.gpu_check import read_cell_file  # noqa: F401 - the corpus format's reader
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -161,18 +162,6 @@ class Mistake:
         assert len(cells) == 1, f"{self.name}: no answer cell {self.cell!r}"
         cells[0].source = self.code
         return nb
-
-
-def read_cell_file(path: Path) -> tuple[dict[str, str], str]:
-    """A corpus entry: its ``# key: value`` header lines and the code after them."""
-    header, code = {}, []
-    for line in path.read_text().splitlines():
-        if not code and line.startswith("# ") and ":" in line:
-            key, value = line[2:].split(":", 1)
-            header[key.strip()] = value.strip()
-        else:
-            code.append(line)
-    return header, "\n".join(code).strip()
 
 
 def corpus(assignment: str) -> list[Mistake]:

@@ -65,18 +65,26 @@ def read_notebook(path: Path) -> Node:
     return nb
 
 
+def read_cell_file(path: Path) -> tuple[dict[str, str], str]:
+    """A corpus entry (``tests/submissions/…/*.cell``): its ``# key: value`` header lines and
+    the code after them. The one reader of the format (the tests use it too); here because
+    this module must run with the standard library and ``PYTHONPATH=lib`` alone."""
+    header, code = {}, []
+    for line in path.read_text().splitlines():
+        if not code and line.startswith("# ") and ":" in line:
+            key, value = line[2:].split(":", 1)
+            header[key.strip()] = value.strip()
+        else:
+            code.append(line)
+    return header, "\n".join(code).strip()
+
+
 def corpus(assignment: str) -> list[dict]:
-    """The corpus entries of an assignment: header fields and code (``# key: value`` lines)."""
+    """The corpus entries of an assignment: header fields and code."""
     entries = []
     for path in sorted((ROOT / "tests" / "submissions" / assignment).glob("*.cell")):
-        header, code = {}, []
-        for line in path.read_text().splitlines():
-            if not code and line.startswith("# ") and ":" in line:
-                key, value = line[2:].split(":", 1)
-                header[key.strip()] = value.strip()
-            else:
-                code.append(line)
-        entries.append({"name": path.stem, "code": "\n".join(code).strip(), **header})
+        header, code = read_cell_file(path)
+        entries.append({"name": path.stem, "code": code, **header})
     return entries
 
 
