@@ -8,9 +8,10 @@ forked process with a time limit. A mutant is
 
 - **killed** when a grade cell of its part (the grade cells between its answer cell and the
   next answer cell) scores less than its points; the verdict's message is kept, to count how
-  many were **named** (the catalogue's named mistakes, or the diagnosis search,
-  :mod:`descent.grading.search`), merely **explained** (an exception, an input changed in
-  place, a wrong shape: the message says what happened) or only located ("differs at …");
+  many were **named** (a hand-written message that names the mistake and its fix, or the
+  diagnosis search, :mod:`descent.grading.search`), merely **explained** (an exception, an
+  answer of the wrong type, a time-out: the message says what happened, and no mutant of the
+  reference reproduced it) or only located ("differs at …");
 - **equivalent** when it is listed in ``tests/mutants/equivalent.toml`` (each listed mutant
   has a numerical proof in ``tests/test_mutants.py``);
 - **survived** otherwise: a check to strengthen.
@@ -46,14 +47,15 @@ EQUIVALENT = ROOT / "tests" / "mutants" / "equivalent.toml"
 TIMEOUT = 20.0           # seconds per mutant: a correct notebook grades in under 3
 
 # What a failing part's ``mistake`` says about its message: the search's names start with
-# "mutant:"; the messages that only locate a difference are those the search may name
-# (:data:`descent.grading.search.SEARCHED`); these explain what happened; the rest are the
-# named mistakes of the hand-written catalogue.
-EXPLAINED = {"exception", "mutates-input", "wrong-type", "wrong-structure",
-             "delegation", "not-run", "timeout", "no-grad", "grad-none",
-             "not-optimizer", "validation", "defaults", "eager-state", "state-outside",
-             "params-not-written", "mutates-params", "closure", "protocol", "coverage",
-             "batch-size", "out-of-range", "memory", "failed"}
+# "mutant:"; the messages that only locate a difference are
+# :data:`descent.grading.search.LOCATED`; these only say what happened (the search tries to
+# name the first four, :data:`descent.grading.search.DESCRIBED`; unnamed, they count as
+# explained); every other mistake is a hand-written message that names the mistake and says
+# the fix ("changed the caller's `param` in place … write `new_param = param - lr * grad`",
+# "`p = new_p` only rebinds the name", "(params, lr=-0.1) was accepted; it must raise
+# ValueError …"), the catalogue's named mistakes.
+EXPLAINED = {"exception", "wrong-type", "wrong-structure", "coverage", "not-run", "timeout",
+             "protocol", "memory", "failed"}
 
 
 def source_notebook(assignment: str, root: Path = ROOT):
@@ -178,7 +180,7 @@ def classify(graded: Graded, cell: AnswerCell, listed: bool) -> Graded:
         graded.named_as = mistake.split(":", 1)[1].split("|")
     elif mistake in EXPLAINED:
         graded.kind = "explained"
-    elif mistake in search.SEARCHED:
+    elif mistake in search.LOCATED:
         graded.kind = "located"
     else:
         graded.kind = "named"
@@ -375,7 +377,10 @@ def summary(results: Sequence[Graded]) -> dict[str, float]:
     t = table(results)[-1]
     counts = dict(zip(COLUMNS, t[2:], strict=True))
     numeric = counts["named"] + counts["searched"] + counts["located"]
+    itself = sum(1 for g in results if g.status == "killed" and g.kind == "searched"
+                 and g.ident in (g.named_as or []))
     return {**counts,
+            "named correctly %": 100 * (counts["named"] + itself) / max(1, counts["killed"]),
             "killed %": 100 * counts["killed"] / max(1, counts["killed"] + counts["survived"]),
             "named % of numeric": 100 * (counts["named"] + counts["searched"]) / max(1, numeric),
             "named or explained %": 100 * (counts["killed"] - counts["located"])
@@ -394,6 +399,9 @@ def format_table(results: Sequence[Graded]) -> str:
     lines.append(f"killed: {s['killed %']:.1f} % of the non-equivalent mutants; named (catalogue "
                  f"or search) {s['named % of numeric']:.1f} % of those whose numbers differ; "
                  f"named or explained {s['named or explained %']:.1f} % of the killed.")
+    lines.append(f"Named correctly (by the catalogue, or by the search with the mutant's own "
+                 f"name among those given): {s['named correctly %']:.1f} % of the killed "
+                 "(goal ≥ 90 %).")
     lines.append(_search_summary(results))
     return "\n".join(lines)
 
@@ -475,12 +483,15 @@ def results_section(results, wall: float, args, rows) -> str:
         "Columns: *killed*: a grade cell of its part lost points; *equivalent*: listed in "
         "`tests/mutants/equivalent.toml` with its reason, each proved on random inputs in "
         "`tests/test_mutants.py`; *survived*: neither (none may); how the killed ones were "
-        "told: *named* by the hand-written catalogue, *searched*: named by the diagnosis "
+        "told: *named* by a hand-written message that names the mistake and its fix (the "
+        "catalogue's named mistakes; an input changed in place, a parameter not written back, "
+        "a missing validation, …), *searched*: named by the diagnosis "
         "search (`descent.grading.search`: mutants of the reference replayed on the grade "
         "cell's calls; named only when one reproduces every answer), *explained*: the "
-        "message says what happened (an exception and its line, an input changed in place, a "
-        "time-out), *located*: only where the numbers differ; *max s*: the CPU seconds of the "
-        "slowest mutant's grading (its part only).",
+        "message says what happened (an exception and its line, an answer of the wrong type or "
+        "structure, a time-out) and no mutant reproduced it, *located*: only where the "
+        "numbers differ; *max s*: the CPU seconds of the slowest mutant's grading (its part "
+        "only).",
         "",
         format_table(results),
         "",

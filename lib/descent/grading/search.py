@@ -1,7 +1,8 @@
 """Diagnosis by search: name a mistake by the mutant of the reference that reproduces it.
 
-When a grade cell fails with only numbers to show ("differs at step 3 …"), the trusted grader
-looks for the mistake among the mutants of the reference solution (:mod:`descent.grading.
+When a grade cell fails with only numbers to show ("differs at step 3 …") or with the
+student's exception ("adam_step raised NameError …"), the trusted grader looks for the
+mistake among the mutants of the reference solution (:mod:`descent.grading.
 mutants`, the generator that mutation testing uses). It replays, on each mutant, every call
 that the grade cell made of the student's code, with the very same inputs, and compares the
 mutant's answers with the student's. A mutant that reproduces **all** of them is named, in the
@@ -35,6 +36,7 @@ import functools
 import io
 import json
 import pickle
+import re
 import signal
 import threading
 import time
@@ -58,11 +60,17 @@ RTOL = 1e-5             # relative tolerance of "reproduces"
 MOST = 3                # mutants named at most
 
 # The mistakes whose messages only locate a difference (or a wrong length): the search may
-# name them. A named mistake of the catalogue, an exception, an input changed in place or a
-# delegation keep their own message.
-SEARCHED = {None, "curve", "measurement", "final-loss", "worked-step", "resume", "slope",
-            "tuning", "lr", "non-finite", "step-count", "classification", "loss",
-            "wrong-shape", "shape"}
+# name them.
+LOCATED = {None, "curve", "measurement", "final-loss", "worked-step", "resume", "slope",
+           "tuning", "lr", "non-finite", "step-count", "classification", "loss",
+           "wrong-shape", "shape"}
+# The messages that say what the student's code did but not which mistake made it do so: an
+# exception (reproduced only by a mutant raising the same type and message in the same
+# function), an answer of the wrong type or structure, a sampler that misses examples. The
+# search may name them too, the check's message kept as the details. A named mistake of the
+# catalogue, an input changed in place, a missing validation or a delegation keep their own.
+DESCRIBED = {"exception", "wrong-type", "wrong-structure", "coverage"}
+SEARCHED = LOCATED | DESCRIBED
 
 
 @dataclass
@@ -308,7 +316,7 @@ def _same_answer(mine: dict, theirs: dict) -> bool:
     if (error_a is None) != (error_b is None):
         return False
     if error_a is not None:
-        return error_a.split(":")[0] == error_b.split(":")[0]
+        return _error_signature(error_a) == _error_signature(error_b)
     if (a.get("delegated") or []) != (b.get("delegated") or []) or \
             sorted(a.get("mutated") or []) != sorted(b.get("mutated") or []):
         return False
@@ -317,6 +325,17 @@ def _same_answer(mine: dict, theirs: dict) -> bool:
             _close(plain.decode(a.get("observed")), plain.decode(b.get("observed")))
     except plain.ProtocolError:
         return False
+
+
+_LINE = re.compile(r" \(in ([^,()]+), line \d+\)$")
+
+
+def _error_signature(error: str) -> str:
+    """An exception as :func:`~descent.grading.feedback.brief_exception` wrote it, less the
+    line number ("NameError: name 'v' is not defined (in adam_step)"): the student's cell and
+    the mutated reference number their lines differently, but a reproduced mistake raises the
+    same exception, with the same message, in the same function."""
+    return _LINE.sub(r" (in \1)", error.strip())
 
 
 def _prefix_of(full: Any, short: Any) -> bool:
