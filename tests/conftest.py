@@ -26,6 +26,29 @@ class BuiltBook:
     log: str          # the builder's output
 
 
+def pytest_collection_modifyitems(config, items):
+    """Groups for ``make test``'s two workers (pytest-xdist, ``--dist loadgroup``): a group
+    runs whole on one worker, so a costly module or session fixture is built once. The book
+    (``built_book``) is one group; nbgrader's round trip (``course``, graded lazily per
+    assignment) one group per assignment; test_grading.py, whose fixture costs nothing, one
+    per test; every other module one group."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if "built_book" in item.fixturenames:
+            group = "book"
+        elif "course" in item.fixturenames:
+            params = getattr(item, "callspec", None)
+            params = params.params if params else {}
+            assignment = params.get("assignment") or getattr(params.get("mistake"),
+                                                             "assignment", "")
+            group = f"{module}::{assignment}"
+        elif module == "tests/test_grading.py":
+            group = item.nodeid
+        else:
+            group = module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     """The repository root (also the book's root)."""

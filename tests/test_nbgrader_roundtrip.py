@@ -161,11 +161,11 @@ def test_feedback_names_the_mistake_and_hides_hidden_tests(course, mistake):
     assert "Traceback (most recent call last)" not in html and "most recent call last" not in html
 
 
-def test_a_correct_answer_that_warns_keeps_its_points_and_sees_the_warning(course):
+@pytest.mark.parametrize("assignment", ["02-gradient-descent"])
+def test_a_correct_answer_that_warns_keeps_its_points_and_sees_the_warning(course, assignment):
     """nbgrader scores a grade cell that writes to stderr 0: the student's warnings are shown
     on stdout instead (by the check's verdict, and by the kernel for a direct call in a test
     cell), so a correct answer keeps its points and the student still reads the warning."""
-    assignment = "02-gradient-descent"
     full = points(assignment)
     got = scores(course, assignment)["correct-edge-warns"]
     assert {k: v for k, v in got.items() if k in full} == full
