@@ -434,7 +434,7 @@ class RuleOptimizer(Optimizer):
     def step_group_fused(self, group: dict[str, Any], params=None) -> None:
         """``fused=True`` where the rule cannot be traced: the rule compiled as it is.
 
-        Parameters go in chunks of :data:`~descent.optim._fused.FUSED_CHUNK` tensors through
+        Parameters go in chunks of :data:`~descent.optim._fused.RULE_CHUNK` tensors through
         :func:`~descent.optim._fused.compiled_rule`, which writes θ and the state back in
         place. Where compilation fails it warns once and runs :meth:`step_group`.
         """
@@ -443,8 +443,8 @@ class RuleOptimizer(Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
         if any(p.grad.is_sparse for p in params):
             raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-        for start in range(0, len(params), _fused.FUSED_CHUNK):
-            chunk = params[start:start + _fused.FUSED_CHUNK]
+        for start in range(0, len(params), _fused.RULE_CHUNK):
+            chunk = params[start:start + _fused.RULE_CHUNK]
             states = [self.load_rule_state(p, group) for p in chunk]
             try:
                 with torch._dynamo.config.patch(recompile_limit=_fused.RECOMPILE_LIMIT):
