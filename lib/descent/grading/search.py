@@ -480,8 +480,9 @@ def name_mistake(part, log: Log, source_nb, gid: str) -> None:
     """If ``part`` (a :class:`~descent.grading.trusted.PartResult`) failed with numbers only,
     search; when mutants reproduce the student's answers, put their names first in the
     message and ``mutant:<ident>|<ident>…`` in ``part.mistake``."""
-    if part.score >= part.points or part.mistake not in SEARCHED:
-        return
+    if part.score >= part.points or part.mistake not in SEARCHED or \
+            "NotImplementedError" in part.message:
+        return          # an unanswered cell's stub: no mutant of the reference raises it
     budget = min(BUDGET, NOTEBOOK_BUDGET - log.spent[0])
     if budget <= 0:
         return
