@@ -267,3 +267,37 @@ def test_a_regrade_keeps_the_hand_grading_of_an_unchanged_written_answer(class4)
     assert regrade(nb) == (1.5, False, "clear")                       # same answer: kept
     written.source += "\n\nEdited after the deadline."
     assert regrade(nb) == (None, True, None)                          # new answer: regrade it
+
+
+def _gradebook_rows(course: Path, assignment: str) -> list[str]:
+    """The assignment's rows in a course's gradebook: itself, its notebooks and every cell."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        found = gb.find_assignment(assignment)
+        rows = [repr((found.name, found.duedate, found.course_id))]
+        for notebook in found.notebooks:
+            for kind in ("grade_cells", "task_cells", "solution_cells", "source_cells"):
+                for cell in getattr(notebook, kind):
+                    rows.append(repr((notebook.name, kind, *(
+                        getattr(cell, key, None) for key in ("name", "max_score", "cell_type",
+                                                             "locked", "source", "checksum")))))
+    return sorted(rows)
+
+
+def test_a_gradebook_learns_a_new_assignment_as_generate_assignment_writes_it(tmp_path):
+    """The class grader copies a new assignment's rows from its template's gradebook (one
+    nbgrader run instead of two): the same rows as `nbgrader generate_assignment` writes, in
+    a gradebook that already knows another assignment."""
+    from descent.grading.classroom.course import build_template, ensure_assignment
+
+    other, courses = "02-gradient-descent", {}
+    for way in ("copied", "generated"):
+        (tmp_path / way).mkdir()
+        courses[way] = nbh.make_course(tmp_path / way, [ASSIGNMENT, other])
+        nbh.nbgrader(courses[way], "generate_assignment", other, "--force")
+    ensure_assignment(courses["copied"], ASSIGNMENT, build_template(courses["copied"],
+                                                                    ASSIGNMENT))
+    nbh.nbgrader(courses["generated"], "generate_assignment", ASSIGNMENT, "--force")
+    copied = _gradebook_rows(courses["copied"], ASSIGNMENT)
+    assert len(copied) > 20 and copied == _gradebook_rows(courses["generated"], ASSIGNMENT)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -80,15 +81,14 @@ def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
         found = sorted(p.name for p in (course / source).iterdir() if p.is_dir())
         raise ValueError(f"assignment {assignment!r} is not in {course / source} "
                          f"(found: {', '.join(found) or 'nothing'})")
-    # The probe and the two nbgrader runs (the main gradebook's assignment, when it is new,
-    # and the template's) are separate processes: started together, they take the time of
-    # the longest instead of the sum (about 5 s of the 10 of a class of one).
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    # The probe and the template's nbgrader run are separate processes: started together,
+    # they take the time of the longer. The main gradebook learns a new assignment from the
+    # template's.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
         probing = pool.submit(probe, unsafe)
-        templating = pool.submit(build_template, course, assignment)
-        ensuring = pool.submit(ensure_assignment, course, assignment)
+        template = build_template(course, assignment)
+        ensure_assignment(course, assignment, template)
         confinement = probing.result()
-        template, _ = templating.result(), ensuring.result()
     if not (confinement.namespaces or confinement.unsafe):
         raise NotConfined(f"{confinement.note}. Grade in a machine or container that permits "
                           "Linux namespaces, or pass --unsafe to run student code as a plain "
@@ -102,7 +102,8 @@ def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
         if isinstance(packed, str):
             results[student] = result("failed", packed)
         else:
-            jobs.append(Job(assignment, student, template, packed, limits, unsafe, source))
+            jobs.append(Job(assignment, student, template, packed, limits, unsafe, source,
+                            confinement))
     return jobs, results, confinement
 
 
@@ -152,7 +153,8 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
 
 def run_jobs(jobs: list[Job], workers: int, scheduler=None, resources=None):
     """Yield (student, result) as jobs finish; a job that raises becomes ``failed``."""
-    if scheduler is not None:
+    if scheduler is not None:                # another machine: each worker probes its own
+        jobs = [dataclasses.replace(job, confinement=None) for job in jobs]
         yield from _run_dask(jobs, scheduler, resources)
     elif workers == 1:
         for job in jobs:

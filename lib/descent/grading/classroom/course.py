@@ -19,7 +19,7 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from descent.grading.classroom.job import pack
+from descent.grading.classroom.job import pack, unpack
 from descent.grading.confine import Confinement, Limits
 
 TEMPLATE_CONFIG = '''\
@@ -107,18 +107,47 @@ def db_url(course: Path) -> str:
     return f"sqlite:///{course / 'gradebook.db'}"
 
 
-def ensure_assignment(course: Path, assignment: str) -> None:
-    """The main gradebook knows the assignment and its cells (generate_assignment if not)."""
+def ensure_assignment(course: Path, assignment: str, template: bytes) -> None:
+    """The main gradebook knows the assignment and its cells. When it does not, they are
+    copied from the template's gradebook: the rows ``generate_assignment`` writes for the
+    same source, without a second nbgrader run (about 5 s of a class of one)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    if (course / "gradebook.db").exists():
-        with Gradebook(db_url(course)) as gb:
-            try:
-                if gb.find_assignment(assignment).notebooks:
-                    return
-            except MissingEntry:
-                pass
-    nbgrader(course, "generate_assignment", assignment, "--force")
+    with tempfile.TemporaryDirectory(prefix="descent-template-") as tmp:
+        unpack(template, Path(tmp))
+        made = Path(tmp) / "private" / "gradebook.db"
+        if not (course / "gradebook.db").exists():      # a new course: that very gradebook
+            shutil.copyfile(made, course / "gradebook.db")
+            return
+        with Gradebook(f"sqlite:///{made}") as source:
+            found = source.find_assignment(assignment)
+            with Gradebook(db_url(course), course_id=found.course_id) as gb:
+                try:
+                    if gb.find_assignment(assignment).notebooks:
+                        return
+                except MissingEntry:
+                    pass
+                _copy_assignment(found, gb)
+
+
+def _copy_assignment(found, gb) -> None:
+    """Write assignment ``found`` (another gradebook's) and its cells into ``gb``."""
+    name = found.name
+    gb.update_or_create_assignment(name, duedate=found.duedate, course_id=found.course_id)
+    for notebook in found.notebooks:
+        gb.update_or_create_notebook(notebook.name, name)
+        for cell in notebook.grade_cells:
+            gb.update_or_create_grade_cell(cell.name, notebook.name, name,
+                                           max_score=cell.max_score, cell_type=cell.cell_type)
+        for cell in notebook.task_cells:
+            gb.update_or_create_task_cell(cell.name, notebook.name, name,
+                                          max_score=cell.max_score, cell_type=cell.cell_type)
+        for cell in notebook.solution_cells:
+            gb.update_or_create_solution_cell(cell.name, notebook.name, name)
+        for cell in notebook.source_cells:
+            gb.update_or_create_source_cell(cell.name, notebook.name, name,
+                                            cell_type=cell.cell_type, locked=cell.locked,
+                                            source=cell.source, checksum=cell.checksum)
 
 
 def merge(course: Path, assignment: str, student: str, outcome: dict) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from descent.grading.confine import Limits
+from descent.grading.confine import Confinement, Limits
 from descent.grading.plain import bounded
 
 STATUSES = ("failed", "timeout", "memory", "flagged", "graded")   # most severe first
@@ -37,7 +37,9 @@ class Job:
     ``private/gradebook.db`` made by ``generate_assignment``); ``submission``: tar of the
     student's submission folder; ``unsafe``: grade even where this worker cannot confine the
     student's code (a plain process; the summary says so); ``source_directory``: the source
-    folder's name.
+    folder's name; ``confinement``: what the grading process found this machine allows, for
+    its own worker processes (None: the worker probes, as a Dask worker on another machine
+    must).
     """
 
     assignment: str
@@ -47,6 +49,7 @@ class Job:
     limits: Limits = field(default_factory=Limits)
     unsafe: bool = False
     source_directory: str = "source"
+    confinement: Confinement | None = None
 
 
 def pack(folder: Path) -> bytes:
@@ -97,7 +100,7 @@ def _grade_in(work: Path, job: Job) -> dict:
     problem = validate_submission(folder, notebook_name, job.limits)
     if problem:
         return result("failed", problem, max_score=sum(points.values()))
-    confinement = confine.probe(job.unsafe)
+    confinement = job.confinement or confine.probe(job.unsafe)
     if not (confinement.namespaces or confinement.unsafe):
         return result("failed", f"this worker cannot confine student code "
                                 f"({confinement.note}); grade with --unsafe only in a "
