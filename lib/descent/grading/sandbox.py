@@ -134,15 +134,34 @@ def trusting(replacements: Mapping[str, Callable] | None) -> contextlib.Abstract
     return _adding(Rules(trusted=dict(replacements or {})))
 
 
+_SCANNED: dict[tuple, tuple[list[tuple[str, Callable]], list[type]]] = {}
+
+
 def _references(rules: Rules) -> tuple[list[tuple[str, Callable]], list[type]]:
-    """(public name, function) pairs and classes of every reference module."""
-    functions, classes = [], list(rules.classes)
+    """(public name, function) pairs and classes of every reference module.
+
+    Scanned once per set of rules and kept while no reference module gains or loses a name:
+    a check calls the student's code thousands of times (a step per call), and scanning the
+    modules was half of 04-momentum's grading."""
     modules = {k: v for k, v in {**REFERENCES, **rules.forbid}.items() if k not in rules.allow}
-    for module, only in modules.items():
+    loaded = {}
+    for module in modules:
         try:
-            mod = importlib.import_module(module)
+            loaded[module] = importlib.import_module(module)
         except ImportError:            # a module not written yet has nothing to forbid
             continue
+    key = (tuple((name, modules[name], len(vars(mod))) for name, mod in loaded.items()),
+           rules.classes, rules.functions)
+    if key not in _SCANNED:
+        _SCANNED[key] = _scan(loaded, modules, rules)
+    return _SCANNED[key]
+
+
+def _scan(loaded: dict, modules: dict, rules: Rules) -> tuple[list[tuple[str, Callable]],
+                                                              list[type]]:
+    functions, classes = [], list(rules.classes)
+    for module, mod in loaded.items():
+        only = modules[module]
         for name, obj in vars(mod).items():
             if (only is None and name.startswith("_")) or (only is not None and name not in only):
                 continue
