@@ -26,6 +26,7 @@ class BuiltBook:
     log: str          # the builder's output
 
 
+@pytest.hookimpl(tryfirst=True)    # before pytest-xdist's hook, which reads the marks
 def pytest_collection_modifyitems(config, items):
     """Groups for ``make test``'s two workers (pytest-xdist, ``--dist loadgroup``): a group
     runs whole on one worker, so a costly module or session fixture is built once. The book
