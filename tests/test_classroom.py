@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -283,6 +284,39 @@ def _gradebook_rows(course: Path, assignment: str) -> list[str]:
                         getattr(cell, key, None) for key in ("name", "max_score", "cell_type",
                                                              "locked", "source", "checksum")))))
     return sorted(rows)
+
+
+def test_a_blank_gradebook_is_the_one_nbgrader_makes(tmp_path, monkeypatch):
+    """The template's gradebook is made here, not by nbgrader's `alembic` call: the same
+    tables, indexes and schema revision as nbgrader's own new gradebook, and nbgrader opens
+    it without asking `alembic` again."""
+    import sqlite3
+
+    import nbgrader.api
+
+    from descent.grading.classroom.course import blank_gradebook
+
+    def schema(path: Path) -> list:
+        with sqlite3.connect(path) as db:
+            tables = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                                "ORDER BY type, name").fetchall()
+            return [tables, db.execute("SELECT * FROM alembic_version").fetchall()]
+
+    blank_gradebook(tmp_path / "ours.db")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    nbgrader.api.Gradebook(f"sqlite:///{tmp_path / 'theirs.db'}").close()
+    ours, theirs = schema(tmp_path / "ours.db"), schema(tmp_path / "theirs.db")
+    assert len(ours[0]) > 10 and ours[1][0][0]
+    assert [row[:3] for row in ours[0]] == [row[:3] for row in theirs[0]]
+    assert ours == theirs, "the same tables, but made by other SQL"
+
+    def no_alembic():
+        raise AssertionError("nbgrader asked alembic for the revision of an existing gradebook")
+
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", no_alembic)
+    with nbgrader.api.Gradebook(f"sqlite:///{tmp_path / 'ours.db'}") as gb:
+        gb.add_student("s1")
+        assert [s.id for s in gb.students] == ["s1"]
 
 
 def test_a_gradebook_learns_a_new_assignment_as_generate_assignment_writes_it(tmp_path):
