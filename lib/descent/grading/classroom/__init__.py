@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -47,6 +48,7 @@ from descent.grading.classroom.job import (
     Job,
     grade_submission,
     result,
+    warm_up,
 )
 from descent.grading.confine import Confinement, Limits, probe
 
@@ -127,23 +129,29 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    jobs, results, confinement = prepare(course, assignment, limits, students, unsafe)
+    # Local workers start first: their imports overlap the template's nbgrader run.
+    pool = local_pool(workers) if scheduler is None and workers > 1 else None
+    try:
+        jobs, results, confinement = prepare(course, assignment, limits, students, unsafe)
 
-    from tqdm.auto import tqdm
+        from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs) + len(results), unit="student", desc=assignment,
-               disable=not progress or not sys.stderr.isatty())
-    bar.update(len(results))
-    for student, outcome in results.items():
-        merge(course, assignment, student, outcome)
-    # Merged as each job returns: the gradebook has one writer, this process, and an
-    # interrupted run keeps what it graded.
-    for student, outcome in run_jobs(jobs, workers, scheduler, resources):
-        results[student] = outcome
-        merge(course, assignment, student, outcome)
-        write_statuses(course, assignment, {student: outcome}, limits, confinement)
-        bar.update(1)
-    bar.close()
+        bar = tqdm(total=len(jobs) + len(results), unit="student", desc=assignment,
+                   disable=not progress or not sys.stderr.isatty())
+        bar.update(len(results))
+        for student, outcome in results.items():
+            merge(course, assignment, student, outcome)
+        # Merged as each job returns: the gradebook has one writer, this process, and an
+        # interrupted run keeps what it graded.
+        for student, outcome in run_jobs(jobs, workers, scheduler, resources, pool):
+            results[student] = outcome
+            merge(course, assignment, student, outcome)
+            write_statuses(course, assignment, {student: outcome}, limits, confinement)
+            bar.update(1)
+        bar.close()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     results = dict(sorted(results.items()))
     write_statuses(course, assignment, results, limits, confinement)
     if report is not False:
@@ -151,8 +159,20 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
     return results
 
 
-def run_jobs(jobs: list[Job], workers: int, scheduler=None, resources=None):
-    """Yield (student, result) as jobs finish; a job that raises becomes ``failed``."""
+def local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` fresh processes (spawned: nothing of this process's state is inherited),
+    each already importing what a job uses (:func:`~.job.warm_up`)."""
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(workers):
+        pool.submit(warm_up)
+    return pool
+
+
+def run_jobs(jobs: list[Job], workers: int, scheduler=None, resources=None, pool=None):
+    """Yield (student, result) as jobs finish; a job that raises becomes ``failed``.
+    ``pool``: local worker processes already started (else, for ``workers`` > 1, started
+    here and shut down at the end)."""
     if scheduler is not None:                # another machine: each worker probes its own
         jobs = [dataclasses.replace(job, confinement=None) for job in jobs]
         yield from _run_dask(jobs, scheduler, resources)
@@ -160,9 +180,8 @@ def run_jobs(jobs: list[Job], workers: int, scheduler=None, resources=None):
         for job in jobs:
             yield job.student, grade_submission(job)
     else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = {pool.submit(grade_submission, job): job.student for job in jobs}
+        with contextlib.nullcontext(pool) if pool else local_pool(workers) as running:
+            futures = {running.submit(grade_submission, job): job.student for job in jobs}
             for future in concurrent.futures.as_completed(futures):
                 yield futures[future], _outcome(future.exception, future.result)
 

@@ -72,6 +72,15 @@ def result(status: str, reason: str, **extra) -> dict:
             "notebook": None, **extra}
 
 
+def warm_up() -> None:
+    """Import what a job uses: a worker started early pays for it while the parent builds
+    the template, not in its first job."""
+    import nbgrader.preprocessors  # noqa: F401
+
+    import descent.grading.nbgrader  # noqa: F401
+    from descent.grading import confine, trusted  # noqa: F401
+
+
 def grade_submission(job: Job) -> dict:
     """Grade one submission; never raises (a grader error is a ``failed`` result)."""
     start = time.monotonic()
