@@ -25,8 +25,8 @@ book: $(STAMP)
 
 ## make test: lint, then the whole test suite (library, notebooks, nbgrader, book, browser)
 # Two workers (pytest-xdist), each taking whole groups of tests (see tests/conftest.py):
-# 16½ minutes instead of 20½ on a quiet 2-core machine (the suite alone keeps about 1.2 cores
-# busy). `make test TEST_WORKERS=0` runs it in one process.
+# about 11 minutes instead of 20½ on a quiet 2-core machine (benchmarks/RESULTS.md).
+# `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m ruff check .
