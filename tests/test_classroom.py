@@ -286,37 +286,31 @@ def _gradebook_rows(course: Path, assignment: str) -> list[str]:
     return sorted(rows)
 
 
-def test_a_blank_gradebook_is_the_one_nbgrader_makes(tmp_path, monkeypatch):
-    """The template's gradebook is made here, not by nbgrader's `alembic` call: the same
-    tables, indexes and schema revision as nbgrader's own new gradebook, and nbgrader opens
-    it without asking `alembic` again."""
+def test_the_template_gradebook_has_the_revision_alembic_gives(tmp_path, monkeypatch):
+    """The template's `generate_assignment` reads the schema revision of its new gradebook
+    from nbgrader's migration scripts, not from the `alembic` command: the same revision as
+    the command's, and the same tables as nbgrader's own new gradebook."""
     import sqlite3
 
     import nbgrader.api
 
-    from descent.grading.classroom.course import blank_gradebook
+    from descent.grading.classroom.course import build_template
+    from descent.grading.classroom.job import unpack
 
     def schema(path: Path) -> list:
         with sqlite3.connect(path) as db:
-            tables = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
-                                "ORDER BY type, name").fetchall()
-            return [tables, db.execute("SELECT * FROM alembic_version").fetchall()]
+            return [db.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE "
+                               "'sqlite_%' ORDER BY type, name").fetchall(),
+                    db.execute("SELECT * FROM alembic_version").fetchall()]
 
-    blank_gradebook(tmp_path / "ours.db")
+    course = nbh.make_course(tmp_path, [ASSIGNMENT])
+    unpack(build_template(course, ASSIGNMENT), tmp_path / "template")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     nbgrader.api.Gradebook(f"sqlite:///{tmp_path / 'theirs.db'}").close()
-    ours, theirs = schema(tmp_path / "ours.db"), schema(tmp_path / "theirs.db")
-    assert len(ours[0]) > 10 and ours[1][0][0]
-    assert [row[:3] for row in ours[0]] == [row[:3] for row in theirs[0]]
-    assert ours == theirs, "the same tables, but made by other SQL"
-
-    def no_alembic():
-        raise AssertionError("nbgrader asked alembic for the revision of an existing gradebook")
-
-    monkeypatch.setattr(nbgrader.api, "get_alembic_version", no_alembic)
-    with nbgrader.api.Gradebook(f"sqlite:///{tmp_path / 'ours.db'}") as gb:
-        gb.add_student("s1")
-        assert [s.id for s in gb.students] == ["s1"]
+    ours = schema(tmp_path / "template" / "private" / "gradebook.db")
+    theirs = schema(tmp_path / "theirs.db")
+    assert len(ours[0]) > 10 and ours[1] == [(nbgrader.api.get_alembic_version(),)]
+    assert ours == theirs
 
 
 def test_a_gradebook_learns_a_new_assignment_as_generate_assignment_writes_it(tmp_path):

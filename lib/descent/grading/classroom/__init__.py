@@ -72,11 +72,12 @@ def submissions(course: Path, assignment: str, students=None) -> dict[str, Path 
 
 
 def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
-            students=None, unsafe: bool = False
+            students=None, unsafe: bool = False, meanwhile=None
             ) -> tuple[list[Job], dict[str, dict], Confinement]:
     """The jobs of a grading run, the results known without one (no submission, or none
     that can be read), and the confinement this machine allows (refused unless ``unsafe``
-    where it allows none). Makes sure the main gradebook knows the assignment."""
+    where it allows none). Makes sure the main gradebook knows the assignment.
+    ``meanwhile``: called while nbgrader builds the template (see :func:`build_template`)."""
     course = Path(course).resolve()
     source = source_directory(course)
     if not (course / source / assignment).is_dir():
@@ -88,7 +89,7 @@ def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
     # template's.
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         probing = pool.submit(probe, unsafe)
-        template = build_template(course, assignment)
+        template = build_template(course, assignment, meanwhile)
         ensure_assignment(course, assignment, template)
         confinement = probing.result()
     if not (confinement.namespaces or confinement.unsafe):
@@ -129,10 +130,13 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    # Local workers start first: their imports overlap the template's nbgrader run.
+    # Whoever runs the jobs here imports what a job uses while the template is built: local
+    # workers, started first, or this process, while nbgrader runs.
     pool = local_pool(workers) if scheduler is None and workers > 1 else None
+    alone = scheduler is None and workers == 1
     try:
-        jobs, results, confinement = prepare(course, assignment, limits, students, unsafe)
+        jobs, results, confinement = prepare(course, assignment, limits, students, unsafe,
+                                             meanwhile=warm_up if alone else None)
 
         from tqdm.auto import tqdm
 
@@ -176,7 +180,7 @@ def run_jobs(jobs: list[Job], workers: int, scheduler=None, resources=None, pool
     if scheduler is not None:                # another machine: each worker probes its own
         jobs = [dataclasses.replace(job, confinement=None) for job in jobs]
         yield from _run_dask(jobs, scheduler, resources)
-    elif workers == 1:
+    elif workers == 1:                       # in this process
         for job in jobs:
             yield job.student, grade_submission(job)
     else:

@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -53,21 +54,52 @@ def _course_setting(course: Path, name: str, default: str) -> str:
     return config.CourseDirectory.get(name, default)
 
 
-def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+# `nbgrader` as its command runs it, but for one lookup. A new gradebook is stamped with the
+# revision of nbgrader's schema, which nbgrader asks of the `alembic` command: a new Python
+# process, 2 of the 4.5 s of `generate_assignment`. The revision is read here from the same
+# migration scripts instead (tests/test_classroom.py checks the two agree). `-P`: the course
+# folder, the working directory, is not on the import path.
+NBGRADER_COMMAND = """\
+import sys
+
+import nbgrader.api
+from alembic.script import ScriptDirectory
+from nbgrader.apps.nbgraderapp import main
+from nbgrader.dbutil import ALEMBIC_DIR
+
+nbgrader.api.get_alembic_version = ScriptDirectory(ALEMBIC_DIR).get_current_head
+sys.argv[0] = "nbgrader"
+sys.exit(main())
+"""
+
+
+def nbgrader(course: Path, *args: str, timeout: float = 600,
+             meanwhile: Callable[[], object] | None = None) -> None:
+    """Run ``nbgrader *args`` in ``course``; ``meanwhile`` is called here while it runs."""
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
            "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([os.path.join(bin_dir, "nbgrader"), *args], cwd=course, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen([sys.executable, "-P", "-c", NBGRADER_COMMAND, *args], cwd=course,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            raise
     if proc.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed in {course}:\n"
-                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+                           f"{stdout[-3000:]}\n{stderr[-3000:]}")
 
 
-def build_template(course: Path, assignment: str) -> bytes:
+def build_template(course: Path, assignment: str,
+                   meanwhile: Callable[[], object] | None = None) -> bytes:
     """The template every job copies, as tar bytes: the assignment's source and a gradebook
-    made by ``generate_assignment`` (which the job restores the test cells from)."""
+    made by ``generate_assignment`` (which the job restores the test cells from).
+    ``meanwhile``: called in this thread while nbgrader runs (imports done in another thread
+    would race the ones here: nbgrader's modules import each other in a circle)."""
     source = source_directory(course)
     with tempfile.TemporaryDirectory(prefix="descent-template-") as tmp:
         root = Path(tmp) / "course"
@@ -77,30 +109,8 @@ def build_template(course: Path, assignment: str) -> bytes:
         (root / "nbgrader_config.py").write_text(TEMPLATE_CONFIG)
         shutil.copytree(course / source / assignment, root / source / assignment,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-        blank_gradebook(Path(tmp) / "private" / "gradebook.db")
-        nbgrader(root, "generate_assignment", assignment, "--force")
+        nbgrader(root, "generate_assignment", assignment, "--force", meanwhile=meanwhile)
         return pack(Path(tmp))
-
-
-def blank_gradebook(path: Path) -> None:
-    """An empty gradebook at ``path``, made as nbgrader's ``Gradebook`` makes a new one (its
-    tables, and the schema's revision for its migrations), except for the revision: read here
-    from nbgrader's migration scripts, where nbgrader runs the ``alembic`` command for it, a
-    new Python process that took 2 of the 4.5 s of ``generate_assignment``."""
-    from alembic.script import ScriptDirectory
-    from nbgrader.api import Base
-    from nbgrader.dbutil import ALEMBIC_DIR
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        Base.metadata.create_all(engine)
-        with engine.begin() as db:
-            db.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
-            db.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"),
-                       {"head": ScriptDirectory(ALEMBIC_DIR).get_current_head()})
-    finally:
-        engine.dispose()
 
 
 def pack_submission(folder: Path, assignment: str, limits: Limits) -> bytes | str:
