@@ -56,7 +56,7 @@ def _course_setting(course: Path, name: str, default: str) -> str:
 
 # `nbgrader` as its command runs it, but for one lookup. A new gradebook is stamped with the
 # revision of nbgrader's schema, which nbgrader asks of the `alembic` command: a new Python
-# process, 2 of the 4.5 s of `generate_assignment`. The revision is read here from the same
+# process, 2 of the 4.5 s of `generate_assignment`. The command below reads it from the same
 # migration scripts instead (tests/test_classroom.py checks the two agree). `-P`: the course
 # folder, the working directory, is not on the import path.
 NBGRADER_COMMAND = """\
@@ -142,7 +142,7 @@ def db_url(course: Path) -> str:
 def ensure_assignment(course: Path, assignment: str, template: bytes) -> None:
     """The main gradebook knows the assignment and its cells. When it does not, they are
     copied from the template's gradebook: the rows ``generate_assignment`` writes for the
-    same source, without a second nbgrader run (about 5 s of a class of one)."""
+    same source, without a second nbgrader run (about 2.6 s of a class of one)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with tempfile.TemporaryDirectory(prefix="descent-template-") as tmp:
