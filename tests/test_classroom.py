@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -138,6 +139,91 @@ def test_two_workers_equal_one(class4):
     parallel = grade_class(course, ASSIGNMENT, workers=2, limits=LIMITS, students=list(CLASS4),
                            progress=False, report=False)
     assert without_timings(parallel) == without_timings(serial)
+
+
+def test_no_more_worker_processes_than_submissions(tmp_path, monkeypatch):
+    """A class of one is graded in this process, whatever the number of workers asked for
+    (worker processes would each pay a start and the imports, for nothing)."""
+    import descent.grading.classroom as classroom
+
+    def no_pool(workers):
+        raise AssertionError(f"a pool of {workers} workers was started for one submission")
+
+    monkeypatch.setattr(classroom, "local_pool", no_pool)
+    _, results = grade_notebooks(tmp_path, {"solution": nbh.source(ASSIGNMENT)}, workers=4)
+    assert results["solution"]["status"] == "graded"
+    assert results["solution"]["score"] == MAX_SCORE
+
+
+class _FakePool:
+    """A pool of threads standing for worker processes: it grades with ``grade`` and says so;
+    ``broken_after``: submissions accepted before it raises as a pool whose process died."""
+
+    def __init__(self, grade, broken_after=None):
+        import concurrent.futures
+
+        self.grade, self.left = grade, broken_after
+        self.threads = concurrent.futures.ThreadPoolExecutor(1)
+
+    def submit(self, fn, job):
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self.left is not None:
+            if self.left == 0:
+                raise BrokenProcessPool("a worker died")
+            self.left -= 1
+        return self.threads.submit(self.grade, job, "pool")
+
+
+def _scheduled(monkeypatch, pool, n=12, seconds=0.02):
+    """{student: where graded} of n fake jobs run by two workers: this process and ``pool``."""
+    import time as clock
+
+    import descent.grading.classroom as classroom
+
+    def grade(job, where="here"):
+        clock.sleep(seconds)
+        return {"status": "graded", "where": where}
+
+    monkeypatch.setattr(classroom, "grade_submission", grade)
+    if callable(pool):
+        pool = pool(grade)
+    jobs = [classroom.Job(ASSIGNMENT, f"s{i:02}", b"", b"") for i in range(n)]
+    done = []                     # run in a thread: a job gone missing shows as a hang
+    run = threading.Thread(target=lambda: done.extend(classroom.run_jobs(jobs, 2, pool=pool)),
+                           daemon=True)
+    run.start()
+    run.join(timeout=60)
+    assert not run.is_alive(), "the run never ended: a job went missing"
+    assert sorted(student for student, _ in done) == [job.student for job in jobs]
+    return {student: result.get("where", result["status"]) for student, result in done}
+
+
+def test_this_process_grades_alongside_the_pool_and_every_job_once(monkeypatch):
+    where = _scheduled(monkeypatch, _FakePool)
+    assert set(where.values()) == {"here", "pool"}
+
+
+def test_a_pool_that_breaks_leaves_its_jobs_to_this_process(monkeypatch):
+    where = _scheduled(monkeypatch, lambda grade: _FakePool(grade, broken_after=2))
+    assert list(where.values()).count("pool") <= 2
+    assert set(where.values()) <= {"here", "pool"}
+
+
+def test_a_job_whose_worker_dies_is_failed_and_the_others_graded(monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    died = []
+
+    def dies_once(job, where):
+        if not died:
+            died.append(job.student)
+            raise BrokenProcessPool("a worker died")
+        return {"status": "graded", "where": where}
+
+    where = _scheduled(monkeypatch, _FakePool(dies_once), seconds=0.05)
+    assert [s for s, w in where.items() if w == "failed"] == died
+    assert set(where.values()) == {"here", "pool", "failed"}
 
 
 def test_dask_cluster_equals_local(class4):
@@ -311,6 +397,44 @@ def test_the_template_gradebook_has_the_revision_alembic_gives(tmp_path, monkeyp
     theirs = schema(tmp_path / "theirs.db")
     assert len(ours[0]) > 10 and ours[1] == [(nbgrader.api.get_alembic_version(),)]
     assert ours == theirs
+
+
+def test_the_grader_does_without_the_iri_parsers_and_no_notebook_schema_needs_them():
+    """The grading process and its nbgrader runs skip rfc3987_syntax (0.9 s of parser
+    building at import), which jsonschema uses for the "iri" formats only: no schema of
+    nbformat names a format of that kind, and neither process imports it (while both import
+    nbformat, so jsonschema was reached)."""
+    import importlib.util
+
+    from descent.grading.classroom.course import NBGRADER_COMMAND
+
+    schemas = Path(importlib.util.find_spec("nbformat").origin).parent.rglob("*.json")
+    formats = set()
+
+    def collect(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("format"), str):
+                formats.add(node["format"])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    for path in schemas:
+        collect(json.loads(path.read_text()))
+    assert not {f for f in formats if f.startswith("iri")}
+
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    for argv in ([sys.executable, "-c", "import descent.grading.classroom.__main__"],
+                 [sys.executable, "-P", "-c", NBGRADER_COMMAND, "--version"]):
+        run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert {"nbformat", "jsonschema._format"} <= imported, argv
+        # (a blocked import is listed too, by its own name: the parsers are built here)
+        assert "rfc3987_syntax.syntax_helpers" not in imported, argv
 
 
 def test_a_gradebook_learns_a_new_assignment_as_generate_assignment_writes_it(tmp_path):

@@ -8,10 +8,10 @@ nbgrader stays the gradebook, the release, the feedback and the formgrader; this
 1. A *template* is built once (:func:`~.course.build_template`): the assignment's source and
    a private gradebook made by ``generate_assignment``.
 2. Each student is one :class:`~.job.Job` (plain data, no shared disk) graded by
-   :func:`~.job.grade_submission` in a process pool or on Dask workers: the test cells,
-   hidden tests included, run in the worker (:mod:`descent.grading.trusted`); the student's
-   code runs in a confined process (:mod:`descent.grading.confine`) that never sees a test
-   and sends back plain data only.
+   :func:`~.job.grade_submission` in this process and a pool of others (``--workers`` in
+   all), or on Dask workers: the test cells, hidden tests included, run in the worker
+   (:mod:`descent.grading.trusted`); the student's code runs in a confined process
+   (:mod:`descent.grading.confine`) that never sees a test and sends back plain data only.
 3. The parent merges each result into the course's ``gradebook.db`` (serially), writes the
    graded notebook (verdicts only) for ``nbgrader generate_feedback``, and keeps the statuses
    in ``grades/<assignment>.json``.
@@ -28,9 +28,12 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import gc
 import multiprocessing
 import os
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,7 +119,8 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
                 unsafe: bool = False) -> dict[str, dict]:
     """Grade every submission of ``assignment`` in ``course``; {student: result}.
 
-    ``workers``: local processes (default: one per CPU; 1 grades in this process, serially).
+    ``workers``: local processes (default: one per CPU, at most one per submission; 1 grades
+    in this process, serially).
     ``scheduler``: a Dask scheduler address or a ``distributed.Client``; the jobs then run on
     its workers, which need the same environment but no shared disk (each confines its jobs
     the same way, or fails them). ``students``: grade only these (a named student without a
@@ -130,13 +134,16 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    # Whoever runs the jobs here imports what a job uses while the template is built: local
-    # workers, started first, or this process, while nbgrader runs.
-    pool = local_pool(workers) if scheduler is None and workers > 1 else None
-    alone = scheduler is None and workers == 1
+    # No more worker processes than submissions: each costs a start and its imports.
+    folders = submissions(course, assignment, students).values()
+    workers = max(1, min(workers, sum(folder is not None for folder in folders)))
+    # Graded here, this process is one of the workers (see run_jobs). It imports what a job
+    # uses while nbgrader builds the template, and the other workers, started first, too.
+    local = scheduler is None
+    pool = local_pool(workers - 1) if local and workers > 1 else None
     try:
         jobs, results, confinement = prepare(course, assignment, limits, students, unsafe,
-                                             meanwhile=warm_up if alone else None)
+                                             meanwhile=warm_up if local else None)
 
         from tqdm.auto import tqdm
 
@@ -163,31 +170,81 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
     return results
 
 
-def local_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """``workers`` fresh processes (spawned: nothing of this process's state is inherited),
+def local_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
+    """``processes`` fresh processes (spawned: nothing of this process's state is inherited),
     each already importing what a job uses (:func:`~.job.warm_up`)."""
     pool = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"))
-    for _ in range(workers):
-        pool.submit(warm_up)
+        processes, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(processes):
+        pool.submit(_warm_up_worker)
     return pool
+
+
+def _warm_up_worker() -> None:
+    warm_up()
+    # What is imported lives as long as the worker: frozen, it is out of the garbage
+    # collector's sight, which spares every later collection a look at torch's and sympy's
+    # objects, and the worker's exit (which the end of a run waits for) a final one, 0.5 s.
+    gc.freeze()
 
 
 def run_jobs(jobs: list[Job], workers: int, scheduler=None, resources=None, pool=None):
     """Yield (student, result) as jobs finish; a job that raises becomes ``failed``.
-    ``pool``: local worker processes already started (else, for ``workers`` > 1, started
-    here and shut down at the end)."""
+
+    Locally, this process is one of the ``workers``: it grades the jobs that the other
+    ``workers - 1`` processes (``pool``: started already, else here; spawned, nothing of this
+    process's state inherited) have not taken. Its own first job starts as soon as the
+    template is built, the others' once a new process has imported what a job uses."""
     if scheduler is not None:                # another machine: each worker probes its own
         jobs = [dataclasses.replace(job, confinement=None) for job in jobs]
         yield from _run_dask(jobs, scheduler, resources)
-    elif workers == 1:                       # in this process
+    elif workers == 1 or not jobs:
         for job in jobs:
             yield job.student, grade_submission(job)
     else:
-        with contextlib.nullcontext(pool) if pool else local_pool(workers) as running:
-            futures = {running.submit(grade_submission, job): job.student for job in jobs}
-            for future in concurrent.futures.as_completed(futures):
-                yield futures[future], _outcome(future.exception, future.result)
+        with contextlib.nullcontext(pool) if pool else local_pool(workers - 1) as running:
+            yield from _run_here_and_in(running, workers - 1, jobs)
+
+
+def _run_here_and_in(pool, processes: int, jobs: list[Job]):
+    waiting = collections.deque(jobs)         # popleft is atomic: shared with the feeders
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+
+    def feed() -> None:                       # keeps one pool process busy, a job at a time
+        while True:
+            try:
+                job = waiting.popleft()
+            except IndexError:
+                return
+            try:
+                future = pool.submit(grade_submission, job)
+            except concurrent.futures.BrokenExecutor:
+                waiting.appendleft(job)       # a pool process died: this one grades the rest
+                return
+            try:
+                done = _outcome(future.exception, future.result)
+            except BaseException as err:      # noqa: BLE001 - cancelled: none may go missing
+                done = _raised(err)
+            finished.put((job.student, done))
+
+    for _ in range(processes):
+        threading.Thread(target=feed, daemon=True).start()
+    left = len(jobs)
+    while left:
+        try:
+            job = waiting.popleft()
+        except IndexError:                    # the last ones are in the pool
+            try:
+                done = finished.get(timeout=1)
+            except queue.Empty:               # (or handed back: looked for again)
+                continue
+        else:
+            done = job.student, grade_submission(job)
+        left -= 1
+        yield done
+        while not finished.empty():
+            left -= 1
+            yield finished.get()
 
 
 def _run_dask(jobs: list[Job], scheduler, resources=None):
@@ -206,9 +263,11 @@ def _run_dask(jobs: list[Job], scheduler, resources=None):
 
 def _outcome(exception, value) -> dict:
     error = exception()
-    if error is not None:
-        return result("failed", f"the grading job raised {type(error).__name__}: {error}")
-    return value()
+    return value() if error is None else _raised(error)
+
+
+def _raised(error: BaseException) -> dict:
+    return result("failed", f"the grading job raised {type(error).__name__}: {error}")
 
 
 def summary(results: dict[str, dict], seconds: float | None = None,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from descent.grading.classroom.job import pack, unpack
+from descent.grading.classroom.job import NOT_IMPORTED, pack, unpack
 from descent.grading.confine import Confinement, Limits
 
 TEMPLATE_CONFIG = '''\
@@ -58,9 +58,12 @@ def _course_setting(course: Path, name: str, default: str) -> str:
 # revision of nbgrader's schema, which nbgrader asks of the `alembic` command: a new Python
 # process, 2 of the 4.5 s of `generate_assignment`. The command below reads it from the same
 # migration scripts instead (tests/test_classroom.py checks the two agree). `-P`: the course
-# folder, the working directory, is not on the import path.
-NBGRADER_COMMAND = """\
+# folder, the working directory, is not on the import path. It does without rfc3987_syntax,
+# as this process does (see .job).
+NBGRADER_COMMAND = f"""\
 import sys
+
+sys.modules[{NOT_IMPORTED!r}] = None
 
 import nbgrader.api
 from alembic.script import ScriptDirectory

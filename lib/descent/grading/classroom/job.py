@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import io
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
+# jsonschema, under nbformat, imports rfc3987_syntax where it is installed (jupyter-events
+# requires it), and that module builds some 35 Earley parsers as it is imported: 0.9 s of
+# every grading process, worker and template run of nbgrader (jsonschema#1428). It serves
+# only the "iri" formats, which no notebook schema uses (tests/test_classroom.py checks), so
+# the grader's processes do without it: its import fails, and jsonschema leaves those two
+# formats unchecked. Set before nbformat is first imported (this module is the first to).
+NOT_IMPORTED = "rfc3987_syntax"
+sys.modules.setdefault(NOT_IMPORTED, None)
 
-from descent.grading.confine import Confinement, Limits
-from descent.grading.plain import bounded
+import nbformat  # noqa: E402
+
+from descent.grading.confine import Confinement, Limits  # noqa: E402
+from descent.grading.plain import bounded  # noqa: E402
 
 STATUSES = ("failed", "timeout", "memory", "flagged", "graded")   # most severe first
 BLANK_STATUSES = ("failed", "timeout", "memory")                   # no score: a person decides
