@@ -175,19 +175,25 @@ class _FakePool:
         return self.threads.submit(self.grade, job, "pool")
 
 
-def _scheduled(monkeypatch, pool, n=12, seconds=0.02):
-    """{student: where graded} of n fake jobs run by two workers: this process and ``pool``."""
+def _scheduled(monkeypatch, make_pool, n=12, seconds=0.02):
+    """{student: where graded} of n fake jobs run by two workers: this process and the pool
+    that ``make_pool(grade)`` returns."""
     import time as clock
 
     import descent.grading.classroom as classroom
 
+    here_began = threading.Event()
+
     def grade(job, where="here"):
+        if where == "here":
+            here_began.set()
+        else:         # the pool waits for this process's first job: a thread alone could
+            here_began.wait(timeout=10)   # otherwise take every job before it began one
         clock.sleep(seconds)
         return {"status": "graded", "where": where}
 
     monkeypatch.setattr(classroom, "grade_submission", grade)
-    if callable(pool):
-        pool = pool(grade)
+    pool = make_pool(grade)
     jobs = [classroom.Job(ASSIGNMENT, f"s{i:02}", b"", b"") for i in range(n)]
     done = []                     # run in a thread: a job gone missing shows as a hang
     run = threading.Thread(target=lambda: done.extend(classroom.run_jobs(jobs, 2, pool=pool)),
@@ -215,13 +221,15 @@ def test_a_job_whose_worker_dies_is_failed_and_the_others_graded(monkeypatch):
 
     died = []
 
-    def dies_once(job, where):
-        if not died:
-            died.append(job.student)
-            raise BrokenProcessPool("a worker died")
-        return {"status": "graded", "where": where}
+    def dies_once(grade):
+        def grade_or_die(job, where):
+            if not died:
+                died.append(job.student)
+                raise BrokenProcessPool("a worker died")
+            return grade(job, where)
+        return _FakePool(grade_or_die)
 
-    where = _scheduled(monkeypatch, _FakePool(dies_once), seconds=0.05)
+    where = _scheduled(monkeypatch, dies_once, seconds=0.05)
     assert [s for s, w in where.items() if w == "failed"] == died
     assert set(where.values()) == {"here", "pool", "failed"}
 
