@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -155,6 +156,35 @@ def test_no_more_worker_processes_than_submissions(tmp_path, monkeypatch):
     assert results["solution"]["score"] == MAX_SCORE
 
 
+def test_the_first_job_here_takes_the_student_side_started_while_the_template_is_built(
+        tmp_path, monkeypatch):
+    """One student's side per job graded here, no more: the first started during the
+    template's nbgrader run (its imports overlap it), and graded as a new one would be."""
+    import descent.grading.classroom as classroom
+
+    started, template_built = [], []
+    real_init, real_build = confine.ConfinedDoor.__init__, classroom.build_template
+
+    def counted(door, *args, **kwargs):
+        started.append(time.monotonic())
+        real_init(door, *args, **kwargs)
+
+    def build_template(*args, **kwargs):
+        out = real_build(*args, **kwargs)
+        template_built.append(time.monotonic())
+        return out
+
+    confine.probe()                       # as in a run after the first: the probe is cached
+    monkeypatch.setattr(confine.ConfinedDoor, "__init__", counted)
+    monkeypatch.setattr(classroom, "build_template", build_template)
+    _, results = grade_notebooks(tmp_path, {"a": nbh.source(ASSIGNMENT),
+                                            "b": MISTAKE.notebook()})
+    assert len(started) == 2 and started[0] < template_built[0] < started[1]
+    assert results["a"]["score"] == MAX_SCORE
+    assert results["b"]["score"] == MAX_SCORE - sum(results["b"]["parts"][p]["points"]
+                                                    for p in MISTAKE.loses)
+
+
 class _FakePool:
     """A pool of threads standing for worker processes: it grades with ``grade`` and says so;
     ``broken_after``: submissions accepted before it raises as a pool whose process died."""
@@ -178,8 +208,6 @@ class _FakePool:
 def _scheduled(monkeypatch, make_pool, n=12, seconds=0.02):
     """{student: where graded} of n fake jobs run by two workers: this process and the pool
     that ``make_pool(grade)`` returns."""
-    import time as clock
-
     import descent.grading.classroom as classroom
 
     here_began = threading.Event()
@@ -189,7 +217,7 @@ def _scheduled(monkeypatch, make_pool, n=12, seconds=0.02):
             here_began.set()
         else:         # the pool waits for this process's first job: a thread alone could
             here_began.wait(timeout=10)   # otherwise take every job before it began one
-        clock.sleep(seconds)
+        time.sleep(seconds)
         return {"status": "graded", "where": where}
 
     monkeypatch.setattr(classroom, "grade_submission", grade)
@@ -290,9 +318,12 @@ def test_a_machine_that_cannot_confine_refuses_unless_told_unsafe(tmp_path, monk
     refused = confine.Confinement(False, False, None, note="cannot confine: unshare: "
                                                           "Operation not permitted")
     unsafe = confine.Confinement(False, False, None, True, note="UNSAFE: no confinement")
-    monkeypatch.setattr(confine, "probe", lambda unsafe_=False: unsafe if unsafe_ else refused)
-    monkeypatch.setattr("descent.grading.classroom.probe",
-                        lambda unsafe_=False: unsafe if unsafe_ else refused)
+
+    def probe(unsafe_=False, ahead=None):
+        return unsafe if unsafe_ else refused
+
+    monkeypatch.setattr(confine, "probe", probe)
+    monkeypatch.setattr("descent.grading.classroom.probe", probe)
     with pytest.raises(NotConfined, match="--unsafe"):
         grade_notebooks(tmp_path / "a", {"solution": nbh.source(ASSIGNMENT)})
     out = tmp_path / "summary.txt"
@@ -330,10 +361,23 @@ def test_an_endless_loop_times_out_and_leaves_no_process(tmp_path):
     assert results["looper"]["status"] == "timeout", results["looper"]
     assert results["looper"]["score"] is None
     assert "20 s" in results["looper"]["reason"]
-    left = [p for p in psutil.Process().children(recursive=True)
+    assert _confined_processes() == []
+
+
+def test_a_run_that_grades_nothing_here_leaves_no_process(tmp_path):
+    """The student's side started ahead for this process's first job ends with the run when
+    no job took it (here: the only student named has no submission)."""
+    course = nbh.make_course(tmp_path, [ASSIGNMENT])
+    results = grade_class(course, ASSIGNMENT, limits=LIMITS, students=["ghost"],
+                          progress=False, report=False)
+    assert results["ghost"]["status"] == "failed"
+    assert _confined_processes() == []
+
+
+def _confined_processes() -> list:
+    return [p for p in psutil.Process().children(recursive=True)
             if any(word in " ".join(p.cmdline()) for word in ("unshare", "jail.py",
                                                               "descent.grading.student"))]
-    assert left == []
 
 
 def test_a_regrade_keeps_the_hand_grading_of_an_unchanged_written_answer(class4):

@@ -364,6 +364,40 @@ def test_statuses_come_from_what_the_runner_observes():
         door.close()
 
 
+@needs_confinement
+def test_the_probes_student_side_is_the_first_notebooks_fresh_and_no_other(monkeypatch):
+    """The probe's student side, which has run nothing, serves this process's first notebook
+    under its limits, with the namespace of a new one; the next notebook gets a new one, other
+    limits another, and one left over ends."""
+    monkeypatch.setattr(confine, "_PROBED", {})
+    limits, other = confine.Limits(), confine.Limits(cell_seconds=5)
+    confinement = confine.probe(ahead=limits)
+    [ahead] = confine._AHEAD
+    assert ahead.ready and ahead.limits == limits and ahead.confinement == confinement
+    first = confine.open_door(limits, confinement)
+    second = confine.open_door(limits, confinement)
+    try:
+        assert first is ahead and second is not first and not confine._AHEAD
+        assert first.deadline > time.monotonic() + limits.notebook_seconds - 5
+        names = "def probe():\n    return sorted(k for k in globals() if not k.startswith('_'))"
+        assert _ask(first, names) == _ask(second, names)
+    finally:
+        first.close()
+        second.close()
+    confine.start_ahead(limits, confinement)
+    [unused] = confine._AHEAD
+    third = confine.open_door(other, confinement)
+    try:
+        assert third is not unused and third.limits == other
+        assert unused.process.poll() is not None            # ended, not left running
+    finally:
+        third.close()
+    confine.start_ahead(other, confinement)
+    [left] = confine._AHEAD
+    confine.close_ahead()
+    assert left.process.poll() is not None and not confine._AHEAD
+
+
 def test_a_notebook_is_graded_the_same_through_either_door():
     """The confined process and the in-process door give the same verdict, part by part."""
     if not CONFINED:

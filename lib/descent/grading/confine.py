@@ -22,6 +22,7 @@ to run unless ``unsafe=True``, which runs the student's side as a plain child pr
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -279,6 +281,11 @@ class ConfinedDoor(Door):
                                         f"{plain.bounded(answer.get('jail', answer), 300)}")
         self.ready = True
 
+    def serves(self, limits: Limits, confinement: Confinement) -> bool:
+        """Was this door started for these limits and this confinement, and is it alive?"""
+        return (self.limits == limits and self.confinement == confinement
+                and self.closed is None and self.process.poll() is None)
+
     def _spawn(self, requests_r: int, answers_w: int) -> subprocess.Popen:
         confinement, limits = self.confinement, self.limits
         if confinement.cgroup:
@@ -477,11 +484,25 @@ def _unsafe_child(rlimits: dict, cgroup: Cgroup | None):
 _PROBED: dict[bool, Confinement] = {}
 
 
-def probe(unsafe: bool = False) -> Confinement:
+def probe(unsafe: bool = False, ahead: Limits | None = None) -> Confinement:
     """Try the confinement here (once per process): a confined student's side must start and
-    answer. Where it cannot, the result says why; ``unsafe`` then allows a plain process."""
-    if unsafe in _PROBED:
-        return _PROBED[unsafe]
+    answer. Where it cannot, the result says why; ``unsafe`` then allows a plain process.
+    ``ahead``: the limits of the notebooks this process grades next: a student's side for the
+    first is started now (:func:`start_ahead`), or the probe's own kept when its limits match."""
+    if unsafe not in _PROBED:
+        _PROBED[unsafe], door = _probe(unsafe)
+        if door is not None and door.limits == ahead:     # what the probe started is kept
+            door.confinement = _PROBED[unsafe]
+            start_ahead(ahead, door.confinement, door)
+        elif door is not None:
+            door.close()
+    result = _PROBED[unsafe]
+    if ahead is not None and (result.namespaces or result.unsafe):
+        start_ahead(ahead, result)
+    return result
+
+
+def _probe(unsafe: bool) -> tuple[Confinement, ConfinedDoor | None]:
     version = _cgroup_version()
     if version:
         try:
@@ -490,36 +511,82 @@ def probe(unsafe: bool = False) -> Confinement:
             version = None
     user = os.geteuid() != 0
     candidate = Confinement(True, user, version)
-    problem = _try(candidate)
+    problem, door = _try(candidate)
     if problem and version:                      # cgroups refused: rlimits instead
         candidate = Confinement(True, user, None)
-        problem = _try(candidate) and problem
+        retried, door = _try(candidate)
+        problem = retried and problem
     if not problem:
         memory = (f"memory and processes limited by {version} cgroups" if candidate.cgroup
                   else "memory and processes limited by rlimits only")
         who = ("in a user namespace, no capabilities" if user
                else "as a fresh unprivileged user")
-        result = Confinement(True, user, candidate.cgroup, note=(
+        return Confinement(True, user, candidate.cgroup, note=(
             f"confined: own PID, mount, network, IPC namespaces; allow-listed read-only root "
-            f"(the course hidden); runs {who}; {memory}"))
-    elif unsafe:
-        result = Confinement(False, False, version, True, note=(
+            f"(the course hidden); runs {who}; {memory}")), door
+    if unsafe:
+        return Confinement(False, False, version, True, note=(
             f"UNSAFE: no confinement ({problem}); student code ran as a plain process with "
-            "the grader's rights, only its environment and limits restricted"))
-    else:
-        result = Confinement(False, False, version, False, note=f"cannot confine: {problem}")
-    _PROBED[unsafe] = result
-    return result
+            "the grader's rights, only its environment and limits restricted")), None
+    return Confinement(False, False, version, False, note=f"cannot confine: {problem}"), None
 
 
-def _try(confinement: Confinement) -> str | None:
-    """Why a confined student's side does not start and answer here, or None."""
+def _try(confinement: Confinement) -> tuple[str | None, ConfinedDoor | None]:
+    """Why a confined student's side does not start and answer here (None when it does), and
+    its door when it does: started, nothing run in it yet."""
     try:
-        with ConfinedDoor(Limits(cell_seconds=60), confinement) as door:
-            door.begin("the probe")
-            error = door.run_cell("probe", "import os\nassert os.getpid() > 1")
-            return f"the probe's cell raised {error}" if error else None
-    except DoorClosed as closed:
-        return closed.reason
+        door = ConfinedDoor(Limits(), confinement)
     except (OSError, subprocess.SubprocessError) as err:
-        return f"{type(err).__name__}: {err}"
+        return f"{type(err).__name__}: {err}", None
+    try:
+        door.wait_ready()
+    except DoorClosed as closed:                 # the door is closed already
+        return closed.reason, None
+    except (OSError, subprocess.SubprocessError) as err:
+        door.close()
+        return f"{type(err).__name__}: {err}", None
+    return None, door
+
+
+# -- a student's side started ahead ------------------------------------------------------------
+# Its start (the student's side imports IPython and torch: about 1 s of CPU) then overlaps the
+# grader's own preparation (the probe, the template's nbgrader run) instead of a notebook's
+# grading. No code has run in it: it is a fresh one, only older.
+
+_AHEAD: list[ConfinedDoor] = []              # at most one
+_AHEAD_LOCK = threading.Lock()
+
+
+def start_ahead(limits: Limits, confinement: Confinement,
+                door: ConfinedDoor | None = None) -> None:
+    """Have a student's side with these limits started for this process's next
+    :func:`open_door` (``door``: that one, fresh), unless one is already."""
+    with _AHEAD_LOCK:
+        kept = _AHEAD[0] if _AHEAD else None
+        if door is None and kept is not None and kept.serves(limits, confinement):
+            return
+        _AHEAD[:] = [door or ConfinedDoor(limits, confinement)]
+    if kept is not None:
+        kept.close()
+
+
+def open_door(limits: Limits, confinement: Confinement) -> ConfinedDoor:
+    """The student's side for one notebook: the one started ahead when it has these limits
+    and this confinement, else a new one."""
+    with _AHEAD_LOCK:
+        door = _AHEAD.pop() if _AHEAD else None
+    if door is not None and door.serves(limits, confinement):
+        door.deadline = door.cell_deadline = time.monotonic() + limits.notebook_seconds
+        return door
+    if door is not None:
+        door.close()
+    return ConfinedDoor(limits, confinement)
+
+
+@atexit.register
+def close_ahead() -> None:
+    """End the student's side started ahead, if no notebook took it."""
+    with _AHEAD_LOCK:
+        doors, _AHEAD[:] = list(_AHEAD), []
+    for door in doors:
+        door.close()

@@ -53,7 +53,7 @@ from descent.grading.classroom.job import (
     result,
     warm_up,
 )
-from descent.grading.confine import Confinement, Limits, probe
+from descent.grading.confine import Confinement, Limits, close_ahead, probe
 
 DEFAULT_LIMITS = Limits()
 
@@ -80,7 +80,8 @@ def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
     """The jobs of a grading run, the results known without one (no submission, or none
     that can be read), and the confinement this machine allows (refused unless ``unsafe``
     where it allows none). Makes sure the main gradebook knows the assignment.
-    ``meanwhile``: called while nbgrader builds the template (see :func:`build_template`)."""
+    ``meanwhile``: called while nbgrader builds the template (see :func:`build_template`);
+    given, this process grades too, and the student's side of its first job starts now."""
     course = Path(course).resolve()
     source = source_directory(course)
     if not (course / source / assignment).is_dir():
@@ -91,7 +92,7 @@ def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
     # they take the time of the longer. The main gradebook learns a new assignment from the
     # template's.
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        probing = pool.submit(probe, unsafe)
+        probing = pool.submit(probe, unsafe, limits if meanwhile else None)
         template = build_template(course, assignment, meanwhile)
         ensure_assignment(course, assignment, template)
         confinement = probing.result()
@@ -163,6 +164,7 @@ def grade_class(course, assignment: str, *, workers: int | None = None, schedule
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        close_ahead()                # when no job of this process took it
     results = dict(sorted(results.items()))
     write_statuses(course, assignment, results, limits, confinement)
     if report is not False:

@@ -125,13 +125,13 @@ def _grade_in(work: Path, job: Job) -> dict:
     problem = validate_submission(folder, notebook_name, job.limits)
     if problem:
         return result("failed", problem, max_score=sum(points.values()))
-    confinement = job.confinement or confine.probe(job.unsafe)
+    confinement = job.confinement or confine.probe(job.unsafe, ahead=job.limits)
     if not (confinement.namespaces or confinement.unsafe):
         return result("failed", f"this worker cannot confine student code "
                                 f"({confinement.note}); grade with --unsafe only in a "
                                 "throw-away container", max_score=sum(points.values()))
     clock = time.monotonic()
-    door = confine.ConfinedDoor(job.limits, confinement)   # starts while we sanitize
+    door = confine.open_door(job.limits, confinement)   # (else it starts while we sanitize)
     try:
         nb = sanitized(folder / notebook_name, work / "private" / "gradebook.db", job)
         timestamp = submission_timestamp(folder)
