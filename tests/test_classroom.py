@@ -364,13 +364,28 @@ def test_an_endless_loop_times_out_and_leaves_no_process(tmp_path):
     assert _confined_processes() == []
 
 
-def test_a_run_that_grades_nothing_here_leaves_no_process(tmp_path):
+def test_a_run_that_grades_nothing_here_leaves_no_process(tmp_path, monkeypatch):
     """The student's side started ahead for this process's first job ends with the run when
-    no job took it (here: the only student named has no submission)."""
+    no job took it (here: the only student named has no submission), its folders with it."""
+    import tempfile
+
+    started, folders = [], []           # its work folder, its cgroup's folders
+    real_init = confine.ConfinedDoor.__init__
+
+    def counted(door, *args, **kwargs):
+        real_init(door, *args, **kwargs)
+        started.append(door)
+        folders.extend([door._work, *(door.cgroup.dirs if door.cgroup else ())])
+
+    confine.probe()
+    monkeypatch.setattr(confine.ConfinedDoor, "__init__", counted)
     course = nbh.make_course(tmp_path, [ASSIGNMENT])
     results = grade_class(course, ASSIGNMENT, limits=LIMITS, students=["ghost"],
                           progress=False, report=False)
     assert results["ghost"]["status"] == "failed"
+    assert len(started) == 1 and started[0].process.poll() is not None
+    assert started[0]._work.startswith(tempfile.gettempdir())
+    assert folders and [f for f in folders if os.path.exists(f)] == []
     assert _confined_processes() == []
 
 

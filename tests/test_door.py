@@ -365,11 +365,14 @@ def test_statuses_come_from_what_the_runner_observes():
 
 
 @needs_confinement
-def test_the_probes_student_side_is_the_first_notebooks_fresh_and_no_other(monkeypatch):
+def test_the_probes_student_side_is_the_first_notebooks_fresh_and_no_other(monkeypatch,
+                                                                           request):
     """The probe's student side, which has run nothing, serves this process's first notebook
     under its limits, with the namespace of a new one; the next notebook gets a new one, other
     limits another, and one left over ends."""
     monkeypatch.setattr(confine, "_PROBED", {})
+    monkeypatch.setattr(confine, "_AHEAD", [])
+    request.addfinalizer(confine.close_ahead)       # even when an assertion fails
     limits, other = confine.Limits(), confine.Limits(cell_seconds=5)
     confinement = confine.probe(ahead=limits)
     [ahead] = confine._AHEAD
@@ -396,6 +399,36 @@ def test_the_probes_student_side_is_the_first_notebooks_fresh_and_no_other(monke
     [left] = confine._AHEAD
     confine.close_ahead()
     assert left.process.poll() is not None and not confine._AHEAD
+
+
+@needs_confinement
+def test_a_student_side_that_cannot_start_leaves_nothing_and_none_ahead(monkeypatch):
+    """A failed start (here: the process cannot be made) removes the job's cgroup and folder;
+    started ahead, it leaves none waiting, and the job makes its own (which says why)."""
+    made = []
+    real_mkdtemp, real_cgroup = confine.tempfile.mkdtemp, confine.Cgroup.__init__
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    def cgroup(group, *args, **kwargs):
+        real_cgroup(group, *args, **kwargs)
+        made.extend(map(str, group.dirs))
+
+    def popen(*args, **kwargs):
+        raise OSError("no process can be made here")
+
+    confinement = confine.probe()
+    monkeypatch.setattr(confine, "_AHEAD", [])
+    monkeypatch.setattr(confine.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(confine.Cgroup, "__init__", cgroup)
+    monkeypatch.setattr(confine.subprocess, "Popen", popen)
+    confine.start_ahead(confine.Limits(), confinement)
+    assert confine._AHEAD == []
+    with pytest.raises(OSError, match="no process"):
+        confine.open_door(confine.Limits(), confinement)
+    assert len(made) >= 2 and [path for path in made if os.path.exists(path)] == []
 
 
 def test_a_notebook_is_graded_the_same_through_either_door():

@@ -265,6 +265,10 @@ class ConfinedDoor(Door):
         self._answers, answers_w = map(_high, os.pipe())
         try:
             self.process = self._spawn(requests_r, answers_w)
+        except BaseException:
+            self.process = None
+            self.close()              # its cgroup, its folder and this side's pipe ends
+            raise
         finally:
             os.close(requests_r)
             os.close(answers_w)
@@ -280,6 +284,7 @@ class ConfinedDoor(Door):
             raise self._close("failed", f"the confined process did not start: "
                                         f"{plain.bounded(answer.get('jail', answer), 300)}")
         self.ready = True
+        self.inside_pid = answer["ready"]
 
     def serves(self, limits: Limits, confinement: Confinement) -> bool:
         """Was this door started for these limits and this confinement, and is it alive?"""
@@ -482,6 +487,7 @@ def _unsafe_child(rlimits: dict, cgroup: Cgroup | None):
 # -- what this machine permits --------------------------------------------------------------------
 
 _PROBED: dict[bool, Confinement] = {}
+_PROBE_LOCK = threading.Lock()         # threads of one Dask worker may all probe at first
 
 
 def probe(unsafe: bool = False, ahead: Limits | None = None) -> Confinement:
@@ -489,14 +495,15 @@ def probe(unsafe: bool = False, ahead: Limits | None = None) -> Confinement:
     answer. Where it cannot, the result says why; ``unsafe`` then allows a plain process.
     ``ahead``: the limits of the notebooks this process grades next: a student's side for the
     first is started now (:func:`start_ahead`), or the probe's own kept when its limits match."""
-    if unsafe not in _PROBED:
-        _PROBED[unsafe], door = _probe(unsafe)
-        if door is not None and door.limits == ahead:     # what the probe started is kept
-            door.confinement = _PROBED[unsafe]
-            start_ahead(ahead, door.confinement, door)
-        elif door is not None:
-            door.close()
-    result = _PROBED[unsafe]
+    with _PROBE_LOCK:
+        if unsafe not in _PROBED:
+            _PROBED[unsafe], door = _probe(unsafe)
+            if door is not None and door.limits == ahead:     # what the probe started is kept
+                door.confinement = _PROBED[unsafe]
+                start_ahead(ahead, door.confinement, door)
+            elif door is not None:
+                door.close()
+        result = _PROBED[unsafe]
     if ahead is not None and (result.namespaces or result.unsafe):
         start_ahead(ahead, result)
     return result
@@ -533,17 +540,25 @@ def _probe(unsafe: bool) -> tuple[Confinement, ConfinedDoor | None]:
 
 def _try(confinement: Confinement) -> tuple[str | None, ConfinedDoor | None]:
     """Why a confined student's side does not start and answer here (None when it does), and
-    its door when it does: started, nothing run in it yet."""
+    its door when it does: started, and nothing run in it but an empty cell (which defines
+    nothing), so that it can serve a notebook as a new one would."""
     try:
         door = ConfinedDoor(Limits(), confinement)
     except (OSError, subprocess.SubprocessError) as err:
         return f"{type(err).__name__}: {err}", None
     try:
-        door.wait_ready()
+        door.begin("the probe")
+        error = door.run_cell("probe", "pass")     # a request and its answer, through IPython
+        if error or door.inside_pid <= 1:           # PID 1 of its namespace is the jail's
+            door.close()
+            return (f"the probe's cell raised {error}" if error else
+                    f"the student's side runs as PID {door.inside_pid} of its namespace"), None
     except DoorClosed as closed:                 # the door is closed already
         return closed.reason, None
-    except (OSError, subprocess.SubprocessError) as err:
+    except BaseException as err:
         door.close()
+        if not isinstance(err, (OSError, subprocess.SubprocessError)):
+            raise
         return f"{type(err).__name__}: {err}", None
     return None, door
 
@@ -560,14 +575,20 @@ _AHEAD_LOCK = threading.Lock()
 def start_ahead(limits: Limits, confinement: Confinement,
                 door: ConfinedDoor | None = None) -> None:
     """Have a student's side with these limits started for this process's next
-    :func:`open_door` (``door``: that one, fresh), unless one is already."""
+    :func:`open_door` (``door``: that one, fresh), unless one is already. One that cannot be
+    started is not: the job then starts its own, and says what went wrong."""
     with _AHEAD_LOCK:
-        kept = _AHEAD[0] if _AHEAD else None
-        if door is None and kept is not None and kept.serves(limits, confinement):
+        if door is None and _AHEAD and _AHEAD[0].serves(limits, confinement):
             return
-        _AHEAD[:] = [door or ConfinedDoor(limits, confinement)]
-    if kept is not None:
-        kept.close()
+    if door is None:
+        try:
+            door = ConfinedDoor(limits, confinement)
+        except (OSError, subprocess.SubprocessError):
+            return
+    with _AHEAD_LOCK:
+        stale, _AHEAD[:] = list(_AHEAD), [door]
+    for old in stale:
+        old.close()
 
 
 def open_door(limits: Limits, confinement: Confinement) -> ConfinedDoor:
@@ -576,11 +597,16 @@ def open_door(limits: Limits, confinement: Confinement) -> ConfinedDoor:
     with _AHEAD_LOCK:
         door = _AHEAD.pop() if _AHEAD else None
     if door is not None and door.serves(limits, confinement):
-        door.deadline = door.cell_deadline = time.monotonic() + limits.notebook_seconds
+        door.started = time.monotonic()              # its clocks start with the notebook
+        door.deadline = door.cell_deadline = door.started + limits.notebook_seconds
         return door
     if door is not None:
         door.close()
     return ConfinedDoor(limits, confinement)
+
+
+# A forked child has the parent's door in _AHEAD, not its process: it must not end it.
+os.register_at_fork(after_in_child=_AHEAD.clear)
 
 
 @atexit.register

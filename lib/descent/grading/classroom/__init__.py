@@ -93,8 +93,13 @@ def prepare(course: Path, assignment: str, limits: Limits = DEFAULT_LIMITS,
     # template's.
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         probing = pool.submit(probe, unsafe, limits if meanwhile else None)
-        template = build_template(course, assignment, meanwhile)
-        ensure_assignment(course, assignment, template)
+        try:
+            template = build_template(course, assignment, meanwhile)
+            ensure_assignment(course, assignment, template)
+        except BaseException:
+            concurrent.futures.wait([probing])
+            close_ahead()            # no job will take the student's side started ahead
+            raise
         confinement = probing.result()
     if not (confinement.namespaces or confinement.unsafe):
         raise NotConfined(f"{confinement.note}. Grade in a machine or container that permits "
