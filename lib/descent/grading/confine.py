@@ -566,7 +566,8 @@ def _try(confinement: Confinement) -> tuple[str | None, ConfinedDoor | None]:
 # -- a student's side started ahead ------------------------------------------------------------
 # Its start (the student's side imports IPython and torch: about 1 s of CPU) then overlaps the
 # grader's own preparation (the probe, the template's nbgrader run) instead of a notebook's
-# grading. No code has run in it: it is a fresh one, only older.
+# grading. Nothing has run in it but the probe's empty cell: it is a new one, only older.
+# (Worker processes are spawned, never forked: none inherits it, nor ends it at exit.)
 
 _AHEAD: list[ConfinedDoor] = []              # at most one
 _AHEAD_LOCK = threading.Lock()
@@ -603,10 +604,6 @@ def open_door(limits: Limits, confinement: Confinement) -> ConfinedDoor:
     if door is not None:
         door.close()
     return ConfinedDoor(limits, confinement)
-
-
-# A forked child has the parent's door in _AHEAD, not its process: it must not end it.
-os.register_at_fork(after_in_child=_AHEAD.clear)
 
 
 @atexit.register
