@@ -84,8 +84,8 @@ def result(status: str, reason: str, **extra) -> dict:
 
 def warm_up() -> None:
     """Import what a job uses, so that a process pays for it while the template is built, not
-    in its first job (a worker started early; grading alone, the grading process itself while
-    nbgrader runs)."""
+    in its first job (a worker started early; the grading process itself, which grades too,
+    while nbgrader runs)."""
     import nbgrader.preprocessors  # noqa: F401
     import torch
 
